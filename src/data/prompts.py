@@ -1,0 +1,66 @@
+"""The one prompt template used identically by SFT, GRPO, Modality Importance and evaluation.
+
+A prompt is Qwen2's chat format with one placeholder token per present modality::
+
+    <|im_start|>system
+    You are a helpful assistant.<|im_end|>
+    <|im_start|>user
+    <video>
+    <audio>
+    As an emotional recognition expert; ...<|im_end|>
+    <|im_start|>assistant
+
+Leaving ``<video>`` or ``<audio>`` out is how a sample becomes audio-only or visual-only. The tokenizer step
+(:mod:`src.data.collate`) expands each placeholder into as many placeholder ids as the model produces
+features for that modality, so sequence lengths are known before the model runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+VIDEO_PLACEHOLDER = "<video>"
+AUDIO_PLACEHOLDER = "<audio>"
+IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+Task = Literal["reasoning", "label", "r1omni"]
+
+INSTRUCTIONS: dict[str, str] = {
+    # MIGR: descriptions first (dominant modality first), then think, then answer.
+    "reasoning": (
+        "As an emotional recognition expert; throughout the video, which emotion conveyed by the characters "
+        "is the most obvious to you? First describe the cues of the modality most important for the emotion, "
+        "visual cues in <vis_desc> </vis_desc> and audio cues in <aud_desc> </aud_desc>, then output the "
+        "thinking process in <think> </think> and final emotion in <answer> </answer> tags."
+    ),
+    # Label-only warm-up (`stage=base`) and Modality Importance scoring.
+    "label": (
+        "As an emotional recognition expert; throughout the video, which emotion conveyed by the characters "
+        "is the most obvious to you? Answer with one emotion word."
+    ),
+    # R1-Omni's instruction, kept for users evaluating released R1-Omni/ERV checkpoints.
+    "r1omni": (
+        "As an emotional recognition expert; throughout the video, which emotion conveyed by the characters "
+        "is the most obvious to you? Output the thinking process in <think> </think> and final emotion in "
+        "<answer> </answer> tags."
+    ),
+}
+
+
+def instruction_for(task: str) -> str:
+    """The instruction text of ``task``; unknown tasks fail with the list of known ones."""
+    try:
+        return INSTRUCTIONS[task]
+    except KeyError:
+        raise ValueError(f"unknown prompt task {task!r}; known: {', '.join(INSTRUCTIONS)}") from None
+
+
+def build_prompt(instruction: str, *, has_video: bool, has_audio: bool) -> str:
+    """The chat-formatted prompt text for one sample, ending where the assistant starts writing."""
+    media = (f"{VIDEO_PLACEHOLDER}\n" if has_video else "") + (f"{AUDIO_PLACEHOLDER}\n" if has_audio else "")
+    return (
+        f"{IM_START}system\n{SYSTEM_PROMPT}{IM_END}\n"
+        f"{IM_START}user\n{media}{instruction}{IM_END}\n"
+        f"{IM_START}assistant\n"
+    )
