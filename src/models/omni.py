@@ -1,0 +1,271 @@
+"""The HumanOmni-architecture multimodal LLM: towers + projectors + BERT gate + Qwen2.
+
+Data flow for one batch (any subset of modalities per row)::
+
+    frames [Nv, T, 3, S, S] --SigLIP(layer -2)--> [Nv*T, P*P, Dv] --3 branches--> mixed by gate --> [Nv, T*S*S, H]
+    instruction ids [Nv, Lg] --BERT CLS--> gate MLP --> softmax [Nv, 3] ---------^
+    log-mel [Na, 128, F] --Whisper encoder--> avg-pool 3 --> MLP --> [Na, F/6, H]
+    input_ids [B, L] with <video>/<audio> placeholder runs --embed + splice--> inputs_embeds [B, L, H] --> Qwen2
+
+A row is audio-only / visual-only / audio-visual simply by which placeholder runs its ``input_ids`` contain
+(:mod:`src.data.prompts`), so the three Modality Importance conditions share one batch. Media are encoded once
+per *clip*: ``MediaInputs.video_index`` / ``audio_index`` map placeholder rows to encoded clips, so the G
+copies of a GRPO prompt or the V-only and AV rows of one clip reuse one encoder pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import BertModel, Qwen2ForCausalLM, SiglipVisionModel
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from src.models.presets import OmniConfig
+from src.models.projectors import VisualProjector, audio_projector, branch_gate
+from src.models.towers import siglip_patch_features, whisper_pooled_states
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class MediaInputs:
+    """Media of a batch, one entry per *clip*; ``*_index`` map placeholder rows (in row order) to clips.
+
+    Attributes:
+        frames: ``[Nv, T, 3, S, S]`` SigLIP-normalised frames.
+        gate_input_ids / gate_attention_mask: ``[Nv, Lg]`` instruction tokens for the BERT gate.
+        mel: ``[Na, n_mels, F]`` log-mel features.
+        video_index: ``[R_v]`` clip index of each row that has a ``<video>`` run (default: ``arange(Nv)``).
+        audio_index: ``[R_a]`` likewise for ``<audio>``.
+    """
+
+    frames: Tensor | None = None
+    gate_input_ids: Tensor | None = None
+    gate_attention_mask: Tensor | None = None
+    mel: Tensor | None = None
+    video_index: Tensor | None = None
+    audio_index: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> MediaInputs:
+        return MediaInputs(**{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()})
+
+    def repeat_interleave(self, repeats: int) -> MediaInputs:
+        """The media of a batch whose rows are each repeated ``repeats`` times, without copying clips."""
+
+        def index(idx: Tensor | None, n: int | None) -> Tensor | None:
+            if n is None:
+                return None
+            base = idx if idx is not None else torch.arange(n)
+            return base.repeat_interleave(repeats)
+
+        nv = None if self.frames is None else self.frames.shape[0]
+        na = None if self.mel is None else self.mel.shape[0]
+        return MediaInputs(
+            frames=self.frames,
+            gate_input_ids=self.gate_input_ids,
+            gate_attention_mask=self.gate_attention_mask,
+            mel=self.mel,
+            video_index=index(self.video_index, nv),
+            audio_index=index(self.audio_index, na),
+        )
+
+
+@dataclass
+class OmniOutput:
+    """``loss`` (mean token cross-entropy) when labels were given, ``logits`` for the kept positions."""
+
+    loss: Tensor | None
+    logits: Tensor | None
+    num_target_tokens: int = 0
+    past_key_values: object | None = None
+
+
+class OmniModel(nn.Module):
+    """HumanOmni ("HumanOmni_qwen2") re-implemented on transformers/timm building blocks.
+
+    Submodule names follow the released checkpoint (``mm_projector``, ``audio_projector``, ``bert_model``,
+    ``bert_gate``) so :mod:`src.models.humanomni` maps keys by prefix alone.
+
+    Example:
+        >>> from src.models.presets import get_preset
+        >>> from src.models.tokenizer import build_tiny_tokenizer
+        >>> tok = build_tiny_tokenizer()
+        >>> model = OmniModel.from_tokenizer(get_preset("tiny"), tok)
+        >>> model.config.num_video_tokens, model.config.num_audio_tokens
+        (32, 50)
+    """
+
+    def __init__(self, config: OmniConfig, *, video_token_id: int, audio_token_id: int) -> None:
+        super().__init__()
+        self.config = config
+        self.video_token_id = int(video_token_id)
+        self.audio_token_id = int(audio_token_id)
+        self.llm = Qwen2ForCausalLM(config.llm_config())
+        self.vision_tower = SiglipVisionModel(config.vision_config())
+        self.mm_projector = VisualProjector(config.vision["hidden_size"], config.hidden_size, config.projector_type)
+        self.audio_tower = WhisperEncoder(config.audio_config())
+        self.audio_projector = audio_projector(config.audio["d_model"], config.hidden_size)
+        self.bert_model = BertModel(config.text_encoder_config())
+        self.bert_gate = branch_gate(self.bert_model.config.hidden_size, config.gate_hidden_size)
+        self._gate_cls_cache: dict[bytes, Tensor] = {}
+        self.freeze()  # towers frozen by default, as HumanOmni trains; unfreeze per training config
+
+    @classmethod
+    def from_tokenizer(cls, config: OmniConfig, tokenizer, gate_tokenizer=None) -> OmniModel:
+        """Build with vocabulary sizes and placeholder ids taken from the tokenizer(s)."""
+        from src.models.tokenizer import media_token_ids
+
+        config.llm["vocab_size"] = len(tokenizer)
+        if gate_tokenizer is not None:
+            config.text_encoder["vocab_size"] = len(gate_tokenizer)
+        ids = media_token_ids(tokenizer)
+        return cls(config, video_token_id=ids["video"], audio_token_id=ids["audio"])
+
+    # ---- freezing ---------------------------------------------------------------------------------------
+    def frozen_parts(self) -> dict[str, bool]:
+        """Which towers are frozen (no parameter requires grad)."""
+        parts = {"vision_tower": self.vision_tower, "audio_tower": self.audio_tower, "bert_model": self.bert_model}
+        return {name: not any(p.requires_grad for p in m.parameters()) for name, m in parts.items()}
+
+    def freeze(self, *, vision_tower: bool = True, audio_tower: bool = True, bert_model: bool = True) -> None:
+        """Freeze (True) or unfreeze (False) each tower; frozen towers run in eval mode without autograd."""
+        for module, frozen in ((self.vision_tower, vision_tower), (self.audio_tower, audio_tower), (self.bert_model, bert_model)):
+            module.requires_grad_(not frozen)
+        self._gate_cls_cache.clear()
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> OmniModel:
+        super().train(mode)
+        for name, frozen in self.frozen_parts().items():
+            if frozen:
+                getattr(self, name).eval()
+        return self
+
+    # ---- media encoding --------------------------------------------------------------------------------
+    def _text_cls(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+        if not self.frozen_parts()["bert_model"] or input_ids.is_meta:
+            return self.bert_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+        # Frozen BERT: the CLS vector of an instruction never changes, so compute each distinct one once.
+        rows = []
+        for i in range(input_ids.shape[0]):
+            mask = attention_mask[i] if attention_mask is not None else torch.ones_like(input_ids[i])
+            ids = input_ids[i][mask.bool()]
+            key = ids.cpu().numpy().tobytes()
+            if key not in self._gate_cls_cache:
+                with torch.no_grad():
+                    self._gate_cls_cache[key] = self.bert_model(input_ids=ids[None]).last_hidden_state[0, 0]
+            rows.append(self._gate_cls_cache[key].to(input_ids.device))
+        return torch.stack(rows)
+
+    def branch_weights(self, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
+        """``[N, 3]`` softmax weights of the (video, body, face) branches from the instruction text."""
+        return torch.softmax(self.bert_gate(self._text_cls(gate_input_ids, gate_attention_mask)), dim=-1)
+
+    def encode_video(self, frames: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
+        """``[N, T, 3, S, S]`` frames -> ``[N, num_video_tokens, H]`` LLM-space features."""
+        n, t = frames.shape[:2]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_parts()["vision_tower"]):
+            patches = siglip_patch_features(self.vision_tower, frames.flatten(0, 1), self.config.vision_select_layer)
+        patches = patches.reshape(n, t, *patches.shape[1:])  # [N, T, P*P, Dv]
+        branches = self.mm_projector(patches.to(self.mm_projector.mlp_2xgelu_face[0].weight.dtype))
+        return VisualProjector.mix(branches, self.branch_weights(gate_input_ids, gate_attention_mask))
+
+    def encode_audio(self, mel: Tensor) -> Tensor:
+        """``[N, n_mels, F]`` log-mel -> ``[N, num_audio_tokens, H]`` LLM-space features."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_parts()["audio_tower"]):
+            states = whisper_pooled_states(self.audio_tower, mel, self.config.audio_pool)
+        return self.audio_projector(states.to(self.audio_projector[0].weight.dtype))
+
+    def _splice(self, embeds: Tensor, input_ids: Tensor, token_id: int, feats: Tensor, name: str) -> Tensor:
+        mask = input_ids == token_id  # [B, L]
+        per_row = mask.sum(dim=1)
+        tokens = feats.shape[1]
+        rows_with = int((per_row > 0).sum())
+        if bool(((per_row != 0) & (per_row != tokens)).any()) or rows_with != feats.shape[0]:
+            raise ValueError(
+                f"<{name}> placeholders do not match the {name} features: rows have {per_row.tolist()} "
+                f"placeholder positions, but {feats.shape[0]} {name} inputs of {tokens} tokens each were given "
+                f"(each row needs 0 or {tokens} positions; expand placeholders with the model's token counts)"
+            )
+        if rows_with == 0:
+            return embeds
+        return embeds.masked_scatter(mask[..., None], feats.to(embeds.dtype))
+
+    def embed(self, input_ids: Tensor, media: MediaInputs | None = None) -> Tensor:
+        """Token embeddings with media features spliced in at the placeholder runs: ``[B, L, H]``."""
+        embeds = self.llm.get_input_embeddings()(input_ids)
+        media = media or MediaInputs()
+        if media.frames is not None:
+            if media.gate_input_ids is None:
+                raise ValueError("video input needs gate_input_ids (the instruction tokens for the BERT gate)")
+            feats = self.encode_video(media.frames, media.gate_input_ids, media.gate_attention_mask)
+            feats = feats if media.video_index is None else feats[media.video_index]
+            embeds = self._splice(embeds, input_ids, self.video_token_id, feats, "video")
+        elif bool((input_ids == self.video_token_id).any()):
+            raise ValueError("input_ids contain <video> placeholders but no frames were given")
+        if media.mel is not None:
+            feats = self.encode_audio(media.mel)
+            feats = feats if media.audio_index is None else feats[media.audio_index]
+            embeds = self._splice(embeds, input_ids, self.audio_token_id, feats, "audio")
+        elif bool((input_ids == self.audio_token_id).any()):
+            raise ValueError("input_ids contain <audio> placeholders but no audio features were given")
+        return embeds
+
+    # ---- language model ----------------------------------------------------------------------------------
+    @property
+    def causal_lm(self) -> Qwen2ForCausalLM:
+        """The Qwen2 causal LM under any peft wrapper (its ``.model`` is the decoder, ``.lm_head`` the head)."""
+        llm = self.llm
+        return llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        media: MediaInputs | None = None,
+        *,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        past_key_values: object | None = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+    ) -> OmniOutput:
+        """Run the LLM on spliced embeddings.
+
+        With ``labels`` (``[B, L]``, ``-100`` outside the targets) the loss is the mean cross-entropy over
+        target tokens, and the vocabulary projection runs only at the positions that predict a target (no
+        logits for prompt or media positions). Without labels, ``logits_to_keep`` follows HF (0 = all).
+        """
+        if inputs_embeds is None:
+            inputs_embeds = self.embed(input_ids, media)
+        if labels is None:
+            out = self.llm(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+                logits_to_keep=logits_to_keep,
+            )
+            return OmniOutput(loss=None, logits=out.logits, past_key_values=out.past_key_values)
+        hidden = self.causal_lm.model(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state  # [B, L, H]
+        targets = labels[:, 1:]
+        keep = targets != IGNORE_INDEX  # position t predicts token t + 1
+        logits = self.causal_lm.lm_head(hidden[:, :-1][keep])  # [N_target, V]
+        loss = F.cross_entropy(logits.float(), targets[keep])
+        return OmniOutput(loss=loss, logits=logits, num_target_tokens=int(keep.sum()))
+
+    def token_counts(self) -> dict[str, int]:
+        """LLM positions per modality for one clip (``{"video": ..., "audio": ...}``)."""
+        return {"video": self.config.num_video_tokens, "audio": self.config.num_audio_tokens}
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per component (works on the ``meta`` device)."""
+        parts = ("llm", "vision_tower", "mm_projector", "audio_tower", "audio_projector", "bert_model", "bert_gate")
+        return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in parts}

@@ -1,0 +1,112 @@
+"""Projectors from the towers into the LLM embedding space, as HumanOmni builds them.
+
+* :class:`VisualProjector` ("all_in_one" / "all_in_one_small"): three branches over the SAME SigLIP frame
+  features. The video and body branches are C-Abstractors (timm ``RegStage`` -> Conv3d sampler -> ``RegStage``
+  -> 2-layer MLP readout); the face branch is an MLP on every patch followed by bilinear 2-D pooling.
+* :func:`branch_gate`: BERT's CLS vector of the instruction -> Linear -> GELU -> Linear -> softmax gives the
+  three branch weights that mix the branches.
+* :func:`audio_projector`: Linear -> GELU -> Linear ("mlp2x_gelu").
+
+Submodule names match HumanOmni's checkpoint keys (``s1_video``, ``sampler_video``, ..., ``mlp_2xgelu_face``)
+so a released checkpoint loads by prefix mapping alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from timm.layers import LayerNorm2d
+from timm.models.regnet import RegStage
+from torch import Tensor, nn
+
+from src.models.presets import PROJECTOR_DEPTH, SAMPLER_PADDING
+
+
+def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, out_features))
+
+
+def _reg_stage(depth: int, in_chs: int, out_chs: int) -> RegStage:
+    return RegStage(
+        depth=depth,
+        in_chs=in_chs,
+        out_chs=out_chs,
+        stride=1,
+        dilation=1,
+        act_layer=nn.SiLU,
+        norm_layer=LayerNorm2d,
+    )
+
+
+def _sampler(channels: int, padding: tuple[int, int, int]) -> nn.Sequential:
+    conv = nn.Conv3d(channels, channels, kernel_size=(2, 2, 2), stride=(1, 2, 2), padding=padding, bias=True)
+    return nn.Sequential(conv, nn.SiLU())
+
+
+class VisualProjector(nn.Module):
+    """Frame patch features ``[B, T, P*P, D_vis]`` -> three branch outputs, each ``[B, T * S * S, H]``.
+
+    ``S`` is the projected side (7 for 14 patches, 14 for 27). The branches are mixed by :func:`branch_gate`
+    weights in :meth:`mix`.
+    """
+
+    def __init__(self, vision_hidden: int, llm_hidden: int, projector_type: str) -> None:
+        super().__init__()
+        depth = PROJECTOR_DEPTH[projector_type]
+        padding = SAMPLER_PADDING[projector_type]
+        for branch in ("video", "body"):
+            setattr(self, f"s1_{branch}", _reg_stage(depth, vision_hidden, llm_hidden))
+            setattr(self, f"sampler_{branch}", _sampler(llm_hidden, padding))
+            setattr(self, f"s2_{branch}", _reg_stage(depth, llm_hidden, llm_hidden))
+            setattr(self, f"readout_{branch}", _mlp(llm_hidden, llm_hidden, llm_hidden))
+        self.mlp_2xgelu_face = _mlp(vision_hidden, llm_hidden, llm_hidden)
+
+    def _c_abstractor(self, branch: str, features: Tensor) -> Tensor:
+        b, t, n, d = features.shape
+        side = math.isqrt(n)
+        x = features.reshape(b * t, side, side, d).permute(0, 3, 1, 2)  # [B*T, D, P, P]
+        x = getattr(self, f"s1_{branch}")(x)  # [B*T, H, P, P]
+        h = x.shape[1]
+        x = x.reshape(b, t, h, side, side).permute(0, 2, 1, 3, 4)  # [B, H, T, P, P]
+        x = getattr(self, f"sampler_{branch}")(x)[:, :, :-1]  # [B, H, T, S, S]: padded step dropped
+        new_t, s = x.shape[2], x.shape[3]
+        x = x.permute(0, 2, 1, 3, 4).reshape(b * new_t, h, s, s)
+        x = getattr(self, f"s2_{branch}")(x)  # [B*T, H, S, S]
+        x = x.reshape(b, new_t, h, s * s).permute(0, 1, 3, 2).reshape(b, new_t * s * s, h)
+        return getattr(self, f"readout_{branch}")(x)  # [B, T*S*S, H]
+
+    def _face(self, features: Tensor) -> Tensor:
+        b, t, n, _ = features.shape
+        side = math.isqrt(n)
+        x = self.mlp_2xgelu_face(features)  # [B, T, P*P, H]
+        h = x.shape[-1]
+        x = x.reshape(b * t, side, side, h).permute(0, 3, 1, 2)
+        pooled = math.ceil(side / 2)
+        x = F.interpolate(x, size=(pooled, pooled), mode="bilinear")  # [B*T, H, S, S]
+        return x.permute(0, 2, 3, 1).reshape(b, t * pooled * pooled, h)
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``[B, T, P*P, D_vis]`` -> (video, body, face), each ``[B, T*S*S, H]``."""
+        return self._c_abstractor("video", features), self._c_abstractor("body", features), self._face(features)
+
+    @staticmethod
+    def mix(branches: tuple[Tensor, Tensor, Tensor], weights: Tensor) -> Tensor:
+        """Weighted sum of the three branches; ``weights`` is ``[B, 3]`` (softmax output)."""
+        stacked = torch.stack(branches, dim=1)  # [B, 3, N, H]
+        return (stacked * weights[:, :, None, None].to(stacked.dtype)).sum(dim=1)
+
+
+def branch_gate(text_hidden: int, gate_hidden: int) -> nn.Sequential:
+    """BERT CLS ``[B, D_bert]`` -> branch logits ``[B, 3]`` (video, body, face); softmax gives the weights.
+
+    Kept as a plain ``nn.Sequential`` named ``bert_gate`` in the model so its keys are ``bert_gate.0.*`` /
+    ``bert_gate.2.*`` as in HumanOmni.
+    """
+    return _mlp(text_hidden, gate_hidden, 3)
+
+
+def audio_projector(audio_hidden: int, llm_hidden: int) -> nn.Sequential:
+    """HumanOmni's "mlp2x_gelu" audio projector: ``[B, N, D_audio]`` -> ``[B, N, H]``."""
+    return _mlp(audio_hidden, llm_hidden, llm_hidden)
