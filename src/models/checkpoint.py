@@ -113,7 +113,8 @@ def read_safetensors(folder: Path) -> dict[str, Tensor]:
             raise CheckpointError(f"{folder}: shard {name} listed in {INDEX_NAME} is missing")
         with safe_open(str(path), framework="pt") as handle:
             for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                tensors[key] = handle.get_tensor(key)
+                # clone: fresh, aligned memory (sliced buffers take other SIMD paths: bitwise-different results)
+                tensors[key] = handle.get_tensor(key).clone()
     return tensors
 
 
@@ -153,15 +154,26 @@ def save_model(
     *,
     extra: dict[str, Any] | None = None,
     max_shard_bytes: int = 4 * 1024**3,
+    state: dict[str, Tensor] | None = None,
 ) -> Path:
-    """Export ``model`` as a self-contained folder (atomic: written beside, then renamed into place)."""
+    """Export ``model`` as a self-contained folder (atomic: written beside, then renamed into place).
+
+    ``state`` overrides the weights written (e.g. LoRA merged, or gathered from FSDP shards); names must be
+    plain :class:`OmniModel` names.
+    """
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         import shutil
 
         shutil.rmtree(tmp)
-    write_safetensors(state_dict_for_saving(model), tmp, max_shard_bytes)
+    if state is None:
+        state = state_dict_for_saving(model)
+    else:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+        if model.causal_lm.config.tie_word_embeddings:
+            state.pop("llm.lm_head.weight", None)
+    write_safetensors(state, tmp, max_shard_bytes)
     config = {
         "model_type": MODEL_TYPE,
         "format_version": FORMAT_VERSION,

@@ -8,7 +8,8 @@ produced EOS. The greedy output equals ``llm.generate`` (a test checks it), with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,9 @@ class Generation:
         return self.completion_mask.sum(dim=1)
 
 
-def _sample(logits: Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None) -> Tensor:
+def _sample(
+    logits: Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None
+) -> Tensor:
     if temperature <= 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
@@ -51,6 +54,31 @@ def _sample(logits: Tensor, temperature: float, top_k: int, top_p: float, genera
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@contextmanager
+def root_params_gathered(model: OmniModel) -> Iterator[None]:
+    """Gather the parameters a sharded model keeps at its root while we call its parts directly.
+
+    Generation calls ``model.embed`` and ``model.llm`` instead of ``model.forward``, so FSDP's forward hooks on
+    the root never run: under FSDP2 (``fully_shard``) the root is unsharded explicitly; under FSDP1 its
+    parameters are summoned (without write-back). Transformer blocks are their own FSDP units and gather
+    themselves when called. A no-op for unsharded models.
+    """
+    if hasattr(model, "unshard") and hasattr(model, "reshard"):  # FSDP2 FSDPModule
+        model.unshard()
+        try:
+            yield
+        finally:
+            model.reshard()
+        return
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    if isinstance(model, FSDP):
+        with FSDP.summon_full_params(model, recurse=False, writeback=False):
+            yield
+        return
+    yield
 
 
 def positions_from_mask(attention_mask: Tensor) -> Tensor:
@@ -75,6 +103,7 @@ def generate(
     use_cache: bool = True,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, object], None] | None = None,
+    output_attentions: bool = False,
 ) -> Generation:
     """Decode ``num_return_sequences`` completions for each left-padded prompt row.
 
@@ -84,12 +113,51 @@ def generate(
         temperature: 0 = greedy; otherwise sampling with optional ``top_k`` / ``top_p``.
         use_cache: False recomputes the whole sequence each step (a reference path for tests).
         on_step: called as ``on_step(step, llm_output)`` after every forward (attention analysis hooks).
+        output_attentions: ask the LLM for attention maps (needs ``model.llm`` in eager attention mode);
+            ``on_step`` receives them in ``llm_output.attentions``.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1")
     if bool((attention_mask[:, -1] == 0).any()):
         raise ValueError("prompts must be left padded (a row's last position is padding)")
-    group = num_return_sequences
+    with root_params_gathered(model):
+        return _decode(
+            model,
+            input_ids,
+            attention_mask,
+            media,
+            max_new_tokens,
+            eos_token_id,
+            pad_token_id,
+            num_return_sequences,
+            temperature,
+            top_k,
+            top_p,
+            use_cache,
+            generator,
+            on_step,
+            output_attentions,
+        )
+
+
+def _decode(
+    model: OmniModel,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    media: MediaInputs | None,
+    max_new_tokens: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    group: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    use_cache: bool,
+    generator: torch.Generator | None,
+    on_step: Callable[[int, object], None] | None,
+    output_attentions: bool = False,
+) -> Generation:
+    extra = {"output_attentions": True} if output_attentions else {}
     embeds = model.embed(input_ids, media)  # [B, L, H]: media encoded once per prompt
     mask = attention_mask.long()
     positions = positions_from_mask(mask)
@@ -101,6 +169,7 @@ def generate(
         past_key_values=cache,
         use_cache=use_cache,
         logits_to_keep=1,
+        **extra,
     )
     if on_step is not None:
         on_step(0, out)
@@ -133,11 +202,16 @@ def generate(
                 position_ids=next_position[:, None],
                 past_key_values=cache,
                 use_cache=True,
+                **extra,
             )
         else:
             embeds = torch.cat([embeds, embed_tokens(next_token[:, None])], dim=1)
             out = model.llm(
-                inputs_embeds=embeds, attention_mask=mask, position_ids=positions_from_mask(mask), logits_to_keep=1
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                position_ids=positions_from_mask(mask),
+                logits_to_keep=1,
+                **extra,
             )
         if on_step is not None:
             on_step(step + 1, out)

@@ -152,6 +152,9 @@ def load_humanomni(
             f"checkpoint's vocab_size={omni.llm['vocab_size']}"
         )
     ids = media_token_ids(tokenizer)
+    stored = read_safetensors(folder)
+    bert_words = stored.get("model.bert_model.embeddings.word_embeddings.weight")
+    omni.text_encoder["vocab_size"] = int(bert_words.shape[0]) if bert_words is not None else len(gate_tokenizer)
     with init_empty_weights():
         model = OmniModel(omni, video_token_id=ids["video"], audio_token_id=ids["audio"])
     expected = set(model.state_dict())
@@ -159,7 +162,7 @@ def load_humanomni(
     state: dict[str, Tensor] = {}
     unused: list[str] = []
     unknown: list[str] = []
-    for key, tensor in read_safetensors(folder).items():
+    for key, tensor in stored.items():
         target = map_humanomni_key(key)
         if target in expected:
             state[target] = tensor

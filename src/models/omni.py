@@ -74,6 +74,14 @@ class MediaInputs:
 
 
 @dataclass
+class TowerFeatures:
+    """Tower outputs of a batch's clips, reusable across forwards when the towers are frozen."""
+
+    video_patches: Tensor | None = None  # [Nv, T, P*P, Dv]
+    audio_states: Tensor | None = None  # [Na, N_audio, Da]
+
+
+@dataclass
 class OmniOutput:
     """``loss`` (mean token cross-entropy) when labels were given, ``logits`` for the kept positions."""
 
@@ -115,18 +123,17 @@ class OmniModel(nn.Module):
 
     @classmethod
     def from_tokenizer(cls, config: OmniConfig, tokenizer, gate_tokenizer=None) -> OmniModel:
-        """Build with vocabulary sizes and placeholder ids taken from the tokenizer(s)."""
+        """Build with vocabulary sizes and placeholder ids taken from the tokenizers (gate defaults to the LLM's)."""
         from src.models.tokenizer import media_token_ids
 
         config.llm["vocab_size"] = len(tokenizer)
-        if gate_tokenizer is not None:
-            config.text_encoder["vocab_size"] = len(gate_tokenizer)
+        config.text_encoder["vocab_size"] = len(gate_tokenizer if gate_tokenizer is not None else tokenizer)
         ids = media_token_ids(tokenizer)
         return cls(config, video_token_id=ids["video"], audio_token_id=ids["audio"])
 
     # ---- freezing ---------------------------------------------------------------------------------------
     def frozen_parts(self) -> dict[str, bool]:
-        """Which towers are frozen (no parameter requires grad)."""
+        """Which towers are frozen (no parameter that runs requires grad)."""
         parts = {"vision_tower": self.vision_tower, "audio_tower": self.audio_tower, "bert_model": self.bert_model}
         return {name: not any(p.requires_grad for p in m.parameters()) for name, m in parts.items()}
 
@@ -134,8 +141,21 @@ class OmniModel(nn.Module):
         """Freeze (True) or unfreeze (False) each tower; frozen towers run in eval mode without autograd."""
         for module, frozen in ((self.vision_tower, vision_tower), (self.audio_tower, audio_tower), (self.bert_model, bert_model)):
             module.requires_grad_(not frozen)
+        # SigLIP blocks after the selected layer, its post-layernorm and pooling head never run: never train them.
+        for module in self.unused_vision_modules():
+            module.requires_grad_(False)
         self._gate_cls_cache.clear()
         self.train(self.training)
+
+    def unused_vision_modules(self) -> list[nn.Module]:
+        """Parts of the SigLIP tower that HumanOmni stores but never runs (features come from layer -2)."""
+        layers = self.vision_tower.encoder.layers
+        select = self.config.vision_select_layer
+        run = len(layers) + 1 + select if select < 0 else select
+        unused: list[nn.Module] = list(layers[run:]) + [self.vision_tower.post_layernorm]
+        if getattr(self.vision_tower, "head", None) is not None:
+            unused.append(self.vision_tower.head)
+        return unused
 
     def train(self, mode: bool = True) -> OmniModel:
         super().train(mode)
@@ -164,19 +184,39 @@ class OmniModel(nn.Module):
         """``[N, 3]`` softmax weights of the (video, body, face) branches from the instruction text."""
         return torch.softmax(self.bert_gate(self._text_cls(gate_input_ids, gate_attention_mask)), dim=-1)
 
-    def encode_video(self, frames: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
-        """``[N, T, 3, S, S]`` frames -> ``[N, num_video_tokens, H]`` LLM-space features."""
+    def video_patches(self, frames: Tensor) -> Tensor:
+        """``[N, T, 3, S, S]`` frames -> ``[N, T, P*P, Dv]`` SigLIP patch features (no autograd when frozen)."""
         n, t = frames.shape[:2]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_parts()["vision_tower"]):
             patches = siglip_patch_features(self.vision_tower, frames.flatten(0, 1), self.config.vision_select_layer)
-        patches = patches.reshape(n, t, *patches.shape[1:])  # [N, T, P*P, Dv]
+        return patches.reshape(n, t, *patches.shape[1:])
+
+    def audio_states(self, mel: Tensor) -> Tensor:
+        """``[N, n_mels, F]`` log-mel -> ``[N, F/6, Da]`` pooled Whisper states (no autograd when frozen)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_parts()["audio_tower"]):
+            return whisper_pooled_states(self.audio_tower, mel, self.config.audio_pool)
+
+    def tower_features(self, media: MediaInputs) -> TowerFeatures:
+        """Run the towers once; pass the result to :meth:`embed` to reuse it across forwards (GRPO)."""
+        return TowerFeatures(
+            video_patches=None if media.frames is None else self.video_patches(media.frames),
+            audio_states=None if media.mel is None else self.audio_states(media.mel),
+        )
+
+    def encode_video(self, frames: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
+        """``[N, T, 3, S, S]`` frames -> ``[N, num_video_tokens, H]`` LLM-space features."""
+        return self.project_video(self.video_patches(frames), gate_input_ids, gate_attention_mask)
+
+    def project_video(self, patches: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
+        """Patch features ``[N, T, P*P, Dv]`` -> three branches mixed by the instruction gate ``[N, T*S*S, H]``."""
         branches = self.mm_projector(patches.to(self.mm_projector.mlp_2xgelu_face[0].weight.dtype))
         return VisualProjector.mix(branches, self.branch_weights(gate_input_ids, gate_attention_mask))
 
     def encode_audio(self, mel: Tensor) -> Tensor:
         """``[N, n_mels, F]`` log-mel -> ``[N, num_audio_tokens, H]`` LLM-space features."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_parts()["audio_tower"]):
-            states = whisper_pooled_states(self.audio_tower, mel, self.config.audio_pool)
+        return self.project_audio(self.audio_states(mel))
+
+    def project_audio(self, states: Tensor) -> Tensor:
         return self.audio_projector(states.to(self.audio_projector[0].weight.dtype))
 
     def _splice(self, embeds: Tensor, input_ids: Tensor, token_id: int, feats: Tensor, name: str) -> Tensor:
@@ -194,20 +234,25 @@ class OmniModel(nn.Module):
             return embeds
         return embeds.masked_scatter(mask[..., None], feats.to(embeds.dtype))
 
-    def embed(self, input_ids: Tensor, media: MediaInputs | None = None) -> Tensor:
-        """Token embeddings with media features spliced in at the placeholder runs: ``[B, L, H]``."""
+    def embed(self, input_ids: Tensor, media: MediaInputs | None = None, towers: TowerFeatures | None = None) -> Tensor:
+        """Token embeddings with media features spliced in at the placeholder runs: ``[B, L, H]``.
+
+        ``towers`` (from :meth:`tower_features` on the same ``media``) skips the tower passes.
+        """
         embeds = self.llm.get_input_embeddings()(input_ids)
         media = media or MediaInputs()
+        if towers is None:
+            towers = self.tower_features(media)
         if media.frames is not None:
             if media.gate_input_ids is None:
                 raise ValueError("video input needs gate_input_ids (the instruction tokens for the BERT gate)")
-            feats = self.encode_video(media.frames, media.gate_input_ids, media.gate_attention_mask)
+            feats = self.project_video(towers.video_patches, media.gate_input_ids, media.gate_attention_mask)
             feats = feats if media.video_index is None else feats[media.video_index]
             embeds = self._splice(embeds, input_ids, self.video_token_id, feats, "video")
         elif bool((input_ids == self.video_token_id).any()):
             raise ValueError("input_ids contain <video> placeholders but no frames were given")
         if media.mel is not None:
-            feats = self.encode_audio(media.mel)
+            feats = self.project_audio(towers.audio_states)
             feats = feats if media.audio_index is None else feats[media.audio_index]
             embeds = self._splice(embeds, input_ids, self.audio_token_id, feats, "audio")
         elif bool((input_ids == self.audio_token_id).any()):

@@ -1,0 +1,32 @@
+"""A synthetic audio-visual emotion corpus with known modality importance (the embedded default data set).
+
+Each clip is a real mp4 (h264 + aac) of a drawn face whose action units follow an emotion prototype and a
+procedurally voiced track whose prosody follows an emotion, with a ground-truth dominant modality: the
+non-dominant one shows nothing, a weak version of the emotion, or weakly another emotion. Every clip comes
+with EMER-style reasoning parts and an OpenFace-format AU csv. See :mod:`src.data.synth.corpus` for the layout.
+
+    python -m src.data.synth --out data/synth --n 200 --seed 0
+
+Example:
+    >>> from src.data.synth import ensure_corpus  # doctest: +SKIP
+    >>> manifest = ensure_corpus("data/synth", n=200, seed=0)  # generated once, then reused  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from src.data.synth.corpus import MANIFEST_NAME, ensure_corpus, generate_corpus, is_current, render_clip
+from src.data.synth.plan import ClipPlan, SynthConfig, plan_corpus
+
+DEFAULT_CORPUS_DIR = "data/synth"
+
+__all__ = [
+    "DEFAULT_CORPUS_DIR",
+    "MANIFEST_NAME",
+    "ClipPlan",
+    "SynthConfig",
+    "ensure_corpus",
+    "generate_corpus",
+    "is_current",
+    "plan_corpus",
+    "render_clip",
+]

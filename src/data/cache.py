@@ -1,0 +1,90 @@
+"""A disk cache of decoded media tensors (safetensors), keyed by file identity and preprocessing parameters.
+
+Decoding a clip costs far more than reading a few hundred kilobytes of tensors back, and training re-reads the
+same clips every epoch. An entry's key hashes the source's resolved path, size and modification time together
+with every parameter that changes the result, so editing a clip or changing ``image_size`` never returns stale
+tensors. Writes are atomic (temporary file + rename), so parallel DataLoader workers may fill the same cache.
+
+Example:
+    >>> import tempfile, pathlib, torch
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> source = folder / "clip.wav"
+    >>> _ = source.write_bytes(b"RIFF")
+    >>> cache = TensorCache(folder / "cache")
+    >>> key = cache.key("audio", source, {"sample_rate": 16000})
+    >>> cache.get(key) is None
+    True
+    >>> cache.put(key, {"waveform": torch.zeros(3)})
+    >>> cache.get(key)["waveform"].shape
+    torch.Size([3])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+# Bump when the meaning of cached tensors changes (decoding or preprocessing code), to orphan old entries.
+CACHE_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+
+class TensorCache:
+    """Named tensors per key, one ``.safetensors`` file each under ``directory/<2 hex>/<key>.safetensors``."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        # Created on the first write only: a cache folder inside a not-yet-generated corpus must not exist early.
+        self.directory = Path(directory)
+
+    @staticmethod
+    def key(kind: str, source: Path, params: Mapping[str, Any]) -> str:
+        """The entry key of ``kind`` (e.g. "frames") derived from ``source`` with ``params``."""
+        stat = source.stat()
+        payload = {
+            "version": CACHE_VERSION,
+            "kind": kind,
+            "path": str(source.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "params": dict(params),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def _file(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.safetensors"
+
+    def get(self, key: str) -> dict[str, Tensor] | None:
+        """The tensors stored under ``key``, or None. A damaged entry is removed and treated as missing."""
+        file = self._file(key)
+        if not file.is_file():
+            return None
+        try:
+            return load_file(file)
+        except (SafetensorError, OSError, ValueError) as error:
+            log.warning("removing unreadable cache entry %s (%s); it will be rebuilt", file, error)
+            file.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, tensors: Mapping[str, Tensor]) -> None:
+        """Store ``tensors`` under ``key`` (atomically: readers never see a partial file)."""
+        file = self._file(key)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=file.parent)
+        os.close(handle)
+        try:
+            save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp_name)
+            os.replace(tmp_name, file)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,140 @@
+"""Building the model a run asks for: a fresh preset, one of our exports, or a released HumanOmni checkpoint.
+
+The ``model`` config group maps onto :class:`ModelSpec`. Two steps, so data can be prepared before weights
+exist (Lightning builds weights in ``configure_model``):
+
+* :func:`describe` -> shapes and tokenizers (cheap; no weights);
+* :func:`instantiate` -> the model with weights, towers frozen as configured, LoRA / 4-8 bit applied.
+
+Where weights come from, in order: the stage's ``init_from`` (the previous stage's export), else
+``model.pretrained`` (a released or exported folder), else a fresh random init of ``model.preset``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from src.models.checkpoint import LoadedModel, load_model, read_config
+from src.models.lora import apply_lora
+from src.models.omni import OmniModel
+from src.models.presets import OmniConfig, get_preset
+from src.models.quantize import quantize_llm
+from src.models.tokenizer import build_tiny_tokenizer, prepare_tokenizer
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelSpec:
+    """The ``model`` config group (``configs/model/*.yaml``)."""
+
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    pretrained: str | None = None
+    freeze: dict[str, bool] = field(default_factory=lambda: {"vision_tower": True, "audio_tower": True, "bert_model": True})
+    lora: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    quantization_bits: int | None = None
+    dtype: str = "float32"
+    vision_tower_path: str | None = None
+    audio_tower_path: str | None = None
+    bert_tokenizer_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype={self.dtype!r} must be one of {sorted(DTYPES)}")
+        unknown = set(self.freeze) - {"vision_tower", "audio_tower", "bert_model"}
+        if unknown:
+            raise ValueError(f"model.freeze has unknown parts {sorted(unknown)}; known: vision_tower, audio_tower, bert_model")
+
+
+@dataclass
+class ModelDescription:
+    """Shapes and tokenizers of the model a run will train, known before any weight is built."""
+
+    config: OmniConfig
+    tokenizer: PreTrainedTokenizerBase
+    gate_tokenizer: PreTrainedTokenizerBase
+    source: Path | None  # folder the weights come from, None = fresh init
+
+    @property
+    def token_counts(self) -> dict[str, int]:
+        return {"video": self.config.num_video_tokens, "audio": self.config.num_audio_tokens}
+
+
+def weights_source(spec: ModelSpec, init_from: str | None) -> Path | None:
+    """The folder weights come from (``init_from`` first, then ``model.pretrained``), or None for fresh init."""
+    for key, value in (("stage.init_from", init_from), ("model.pretrained", spec.pretrained)):
+        if value:
+            path = Path(value)
+            if not (path / "config.json").exists():
+                raise FileNotFoundError(f"{key}={value!r}: no model folder there (expected {path / 'config.json'})")
+            return path
+    return None
+
+
+def describe(spec: ModelSpec, init_from: str | None = None) -> ModelDescription:
+    source = weights_source(spec, init_from)
+    if source is None:
+        config = get_preset(spec.preset, **spec.overrides)
+        tokenizer = build_tiny_tokenizer() if config.preset == "tiny" else None
+        if tokenizer is None:
+            raise ValueError(
+                f"model.preset={spec.preset!r} has no built-in tokenizer; set model.pretrained=/path/to/checkpoint"
+            )
+        return ModelDescription(config=config, tokenizer=tokenizer, gate_tokenizer=tokenizer, source=None)
+    raw = read_config(source)
+    if raw.get("model_type") == "HumanOmni_qwen2":
+        from src.models.humanomni import omni_config_from_humanomni
+
+        config = omni_config_from_humanomni(raw, str(source))
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source))
+        bert = Path(spec.bert_tokenizer_path) if spec.bert_tokenizer_path else source / "bert"
+        gate_tokenizer = AutoTokenizer.from_pretrained(bert)
+    else:
+        config = OmniConfig.from_dict(raw["omni"])
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source / "tokenizer"))
+        gate_tokenizer = AutoTokenizer.from_pretrained(source / "gate_tokenizer")
+    return ModelDescription(config=config, tokenizer=tokenizer, gate_tokenizer=gate_tokenizer, source=source)
+
+
+def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0) -> LoadedModel:
+    """The model with weights, freezing, LoRA and quantization applied as ``spec`` says."""
+    source = weights_source(spec, init_from)
+    if source is None:
+        description = describe(spec)
+        torch.manual_seed(seed)
+        model = OmniModel.from_tokenizer(description.config, description.tokenizer, description.gate_tokenizer)
+        loaded = LoadedModel(model=model, tokenizer=description.tokenizer, gate_tokenizer=description.gate_tokenizer)
+        log.info("model: fresh %s preset (seed %d)", spec.preset, seed)
+    else:
+        raw = read_config(source)
+        if raw.get("model_type") == "HumanOmni_qwen2":
+            from src.models.humanomni import load_humanomni
+
+            loaded = load_humanomni(
+                source,
+                vision_tower_path=spec.vision_tower_path,
+                audio_tower_path=spec.audio_tower_path,
+                bert_tokenizer_path=spec.bert_tokenizer_path,
+            )
+        else:
+            loaded = load_model(source)
+        log.info("model: weights from %s", source)
+    model = loaded.model
+    model.to(DTYPES[spec.dtype])
+    model.freeze(**{**{"vision_tower": True, "audio_tower": True, "bert_model": True}, **spec.freeze})
+    if spec.quantization_bits:
+        quantize_llm(model, spec.quantization_bits, compute_dtype=DTYPES[spec.dtype])
+    if spec.lora.get("enabled"):
+        options = {k: v for k, v in spec.lora.items() if k != "enabled"}
+        apply_lora(model, **options)
+    model.train()
+    return loaded

@@ -1,0 +1,118 @@
+"""Pieces every training stage shares: building the model inside ``configure_model`` (sharded when asked),
+optimiser + warmup-cosine schedule, gathering a full state dict for export, and parsing generated answers.
+
+Kept as functions (no base class): each stage's LightningModule reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from src.data.labels import normalize_label
+from src.data.reasoning import parse_completion
+from src.models.omni import IGNORE_INDEX, OmniModel
+
+log = logging.getLogger(__name__)
+
+# Blocks that FSDP wraps one by one (auto-wrap policy) and that activation checkpointing recomputes.
+SHARDED_BLOCKS = ("Qwen2DecoderLayer", "SiglipEncoderLayer", "WhisperEncoderLayer", "BertLayer")
+
+
+def block_classes(model: nn.Module) -> set[type[nn.Module]]:
+    """The module classes of :data:`SHARDED_BLOCKS` present in ``model``."""
+    return {type(m) for m in model.modules() if type(m).__name__ in SHARDED_BLOCKS}
+
+
+def shard_fsdp2(model: OmniModel, device_mesh: Any, *, mixed_precision: str | None = None) -> None:
+    """FSDP2 ``fully_shard`` each transformer block, then the root (Lightning's ``ModelParallelStrategy``)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = device_mesh["data_parallel"] if "data_parallel" in (device_mesh.mesh_dim_names or ()) else device_mesh
+    policy = None
+    if mixed_precision == "bf16":
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    kwargs = {"mesh": mesh} if policy is None else {"mesh": mesh, "mp_policy": policy}
+    blocks = tuple(block_classes(model))
+    wrapped = 0
+    for module in model.modules():
+        if isinstance(module, blocks):
+            fully_shard(module, **kwargs)
+            wrapped += 1
+    fully_shard(model, **kwargs)
+    log.info("fully_shard: %d ranks, %d blocks + root", mesh.size(), wrapped)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: every parameter is frozen (check model.freeze and model.lora)")
+    return params
+
+
+def planned_optimizer_steps(trainer: Any) -> int:
+    """Optimizer steps the fit will take, from the data module's size (after ``setup``).
+
+    Unlike ``trainer.estimated_stepping_batches`` this does not load the train dataloader early: Lightning
+    would then fetch the first batch before restoring a checkpoint, and a resumed run would lose its data
+    position.
+    """
+    per_epoch = trainer.datamodule.train_batches_per_epoch(trainer.world_size)
+    limit = trainer.limit_train_batches
+    if isinstance(limit, int):
+        per_epoch = min(per_epoch, limit)
+    elif limit is not None:
+        per_epoch = int(per_epoch * float(limit))
+    steps = math.ceil(per_epoch / max(1, trainer.accumulate_grad_batches)) * max(1, trainer.max_epochs or 1)
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        steps = min(steps, trainer.max_steps) if trainer.max_epochs not in (None, -1) else trainer.max_steps
+    return max(1, steps)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_ratio: float, min_lr_ratio: float = 0.0):
+    """Linear warmup over ``warmup_ratio * total_steps`` then cosine decay to ``min_lr_ratio`` (HF's schedule)."""
+    warmup = max(1, math.ceil(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_optimizer(params: Iterable[nn.Parameter], optim: dict[str, Any]) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params,
+        lr=float(optim["lr"]),
+        weight_decay=float(optim.get("weight_decay", 0.0)),
+        betas=tuple(optim.get("betas", (0.9, 0.999))),
+        eps=float(optim.get("eps", 1e-8)),
+    )
+
+
+def prompts_from_training_batch(input_ids: Tensor, labels: Tensor, pad_id: int) -> tuple[Tensor, Tensor]:
+    """Left-padded prompt ids/mask recovered from a right-padded training batch (everything before the target)."""
+    starts = []
+    for row in labels:
+        target = (row != IGNORE_INDEX).nonzero()
+        starts.append(int(target[0]) if len(target) else int(row.shape[0]))
+    width = max(starts)
+    prompt_ids = torch.full((len(starts), width), pad_id, dtype=input_ids.dtype, device=input_ids.device)
+    mask = torch.zeros_like(prompt_ids)
+    for i, start in enumerate(starts):
+        prompt_ids[i, width - start :] = input_ids[i, :start]
+        mask[i, width - start :] = 1
+    return prompt_ids, mask
+
+
+def predicted_label(text: str, dataset: str, task: str) -> str | None:
+    """The label a generated text names: the ``<answer>`` content (reasoning) or the whole text (label task)."""
+    answer = parse_completion(text).answer if task != "label" else text
+    return normalize_label(answer, dataset)

@@ -1,0 +1,67 @@
+"""Exporting the trained model at the end of a stage as a loadable folder (safetensors + config + tokenizers).
+
+Works the same for a single process, DDP and FSDP2: the full state dict is gathered (LoRA merged into the base
+weights) and rank 0 writes the folder atomically. The next stage reads this folder, never a Lightning
+checkpoint of another stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from typing_extensions import override
+
+from src.models.checkpoint import save_model
+from src.models.lora import has_lora, merged_state_dict
+from src.models.omni import OmniModel
+
+log = logging.getLogger(__name__)
+
+
+def full_state_dict(model: OmniModel) -> dict[str, Tensor]:
+    """Unsharded, LoRA-merged weights under plain names (collective under FSDP2: call on every rank)."""
+    is_sharded = any(type(p).__name__ == "DTensor" for p in model.parameters())
+    if is_sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return dict(state)
+    return merged_state_dict(model) if has_lora(model) else dict(model.state_dict())
+
+
+def export_module(module: L.LightningModule, folder: str | Path, *, extra: dict[str, Any] | None = None) -> Path | None:
+    """Write ``module.model`` to ``folder``; returns the folder on rank 0, None elsewhere."""
+    state = full_state_dict(module.model)
+    if module.trainer is not None and module.trainer.global_rank != 0:
+        return None
+    if has_lora(module.model) and any(type(p).__name__ == "DTensor" for p in module.model.parameters()):
+        raise NotImplementedError("exporting LoRA under FSDP2: merge is not supported on sharded parameters")
+    target = _plain_model(module.model)
+    path = save_model(target, module.tokenizer, module.gate_tokenizer, folder, extra=extra, state=state)
+    log.info("exported model to %s", path)
+    return path
+
+
+def _plain_model(model: OmniModel) -> OmniModel:
+    """``model`` itself, or (LoRA) a shell whose config/ids describe the merged model; weights come from state."""
+    if not has_lora(model):
+        return model
+    with torch.device("meta"):
+        return OmniModel(model.config, video_token_id=model.video_token_id, audio_token_id=model.audio_token_id)
+
+
+class ExportOnTrainEnd(L.Callback):
+    """Export the model when ``fit`` ends (also after a resumed run)."""
+
+    def __init__(self, folder: str | Path, extra: dict[str, Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.extra = extra or {}
+
+    @override
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        export_module(pl_module, self.folder, extra={**self.extra, "global_step": trainer.global_step})

@@ -1,0 +1,133 @@
+"""Supervised fine-tuning: causal-LM loss on the target tokens only.
+
+Two tasks share this module: ``base`` (the label-only warm-up, target = the bare label, with random modality
+dropout in the data so the model answers from audio-only, visual-only or both: Modality Importance needs
+that) and ``sft`` (target = the tagged explanation, modality-aligned after the MIGR build).
+
+Run it with ``python -m src.train stage=sft`` (or ``stage=base``); ``configs/stage/*.yaml`` hold the knobs.
+Validation reports the loss and, on a few batches, greedy generation + parsed-answer accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from typing_extensions import override
+
+from src.data.collate import Batch
+from src.models.factory import ModelSpec, instantiate
+from src.models.generation import generate
+from src.stages.common import (
+    build_optimizer,
+    planned_optimizer_steps,
+    predicted_label,
+    prompts_from_training_batch,
+    shard_fsdp2,
+    trainable_parameters,
+    warmup_cosine,
+)
+
+
+class SFTModule(L.LightningModule):
+    """LightningModule for the ``base`` and ``sft`` stages.
+
+    Args:
+        model: the ``model`` config (:class:`~src.models.factory.ModelSpec` fields).
+        optim: ``{lr, weight_decay, warmup_ratio, min_lr_ratio, betas}``.
+        task: "label" or "reasoning" (what the targets are; used to parse generations).
+        init_from: export folder of the previous stage (None: ``model.pretrained`` or a fresh preset).
+        val_generate_batches / val_max_new_tokens: how much validation generates.
+        seed: seeds a fresh model's init.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        *,
+        task: str = "reasoning",
+        init_from: str | None = None,
+        val_generate_batches: int = 1,
+        val_max_new_tokens: int = 96,
+        seed: int = 0,
+        fsdp_mixed_precision: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = None
+        self.tokenizer = None
+        self.gate_tokenizer = None
+        self._batch_started: float | None = None
+
+    @override
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
+        self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
+        if self.device_mesh is not None:  # ModelParallelStrategy (FSDP2)
+            shard_fsdp2(self.model, self.device_mesh, mixed_precision=self.hparams.fsdp_mixed_precision)
+
+    @override
+    def configure_optimizers(self):
+        optimizer = build_optimizer(trainable_parameters(self.model), self.hparams.optim)
+        scheduler = warmup_cosine(
+            optimizer,
+            total_steps=planned_optimizer_steps(self.trainer),
+            warmup_ratio=float(self.hparams.optim.get("warmup_ratio", 0.03)),
+            min_lr_ratio=float(self.hparams.optim.get("min_lr_ratio", 0.0)),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @override
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        self._batch_started = time.perf_counter()
+
+    @override
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        out = self.model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels)
+        size = len(batch)
+        self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
+        self.log("train/target_tokens", float(out.num_target_tokens), batch_size=size, reduce_fx="sum")
+        return out.loss
+
+    @override
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self._batch_started is not None:
+            seconds = time.perf_counter() - self._batch_started
+            tokens = float(batch.attention_mask.sum()) * self.trainer.world_size
+            self.log("train/tokens_per_s", tokens / max(seconds, 1e-9), batch_size=len(batch))
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(batch))
+
+    @override
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+            self.log("train/grad_norm", norm, batch_size=1)
+
+    @override
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self.model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels)
+        self.log("val/loss", out.loss, prog_bar=True, batch_size=len(batch), sync_dist=True)
+        if batch_idx >= self.hparams.val_generate_batches:
+            return
+        prompt_ids, prompt_mask = prompts_from_training_batch(batch.input_ids, batch.labels, self.tokenizer.pad_token_id)
+        generation = generate(
+            self.model,
+            prompt_ids,
+            prompt_mask,
+            batch.media,
+            max_new_tokens=self.hparams.val_max_new_tokens,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        texts = self.tokenizer.batch_decode(generation.tokens, skip_special_tokens=True)
+        correct = [
+            predicted_label(text, meta["dataset"], self.hparams.task) == meta["label"]
+            for text, meta in zip(texts, batch.meta)
+        ]
+        self.log("val/answer_accuracy", sum(correct) / len(correct), prog_bar=True, batch_size=len(correct), sync_dist=True)

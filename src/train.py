@@ -1,0 +1,23 @@
+"""Train one stage: ``python -m src.train stage=base|sft|grpo [overrides]``.
+
+Composes ``configs/train.yaml`` with Hydra, then :func:`src.stages.runner.run_stage` builds the data, the
+LightningModule, the strategy and the loggers and fits; the stage ends by exporting a loadable model folder to
+``export_dir``. See the README for the config groups and common commands.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from src.stages.runner import run_stage
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    export = run_stage(cfg)
+    print(f"exported: {export}")
+
+
+if __name__ == "__main__":
+    main()
