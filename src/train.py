@@ -7,6 +7,8 @@ LightningModule, the strategy and the loggers and fits; the stage ends by export
 
 from __future__ import annotations
 
+import os
+
 import hydra
 from omegaconf import DictConfig
 
@@ -16,7 +18,8 @@ from src.stages.runner import run_stage
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     export = run_stage(cfg)
-    print(f"exported: {export}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"exported: {export}")
 
 
 if __name__ == "__main__":

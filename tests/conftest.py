@@ -9,10 +9,34 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+from pathlib import Path
+
+import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def stage_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Manifest of a 28-clip synthetic corpus (4 per emotion), generated once per session."""
+    from src.data.synth import ensure_corpus
+
+    return ensure_corpus(tmp_path_factory.mktemp("stage_synth") / "corpus", n=28, seed=0, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly initialised tiny model exported as a model folder (what a stage hands to the next)."""
+    from src.models.checkpoint import save_model
+    from src.models.omni import OmniModel
+    from src.models.presets import get_preset
+    from src.models.tokenizer import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    model = OmniModel.from_tokenizer(get_preset("tiny"), tokenizer)
+    return save_model(model, tokenizer, tokenizer, tmp_path_factory.mktemp("tiny_export") / "export")

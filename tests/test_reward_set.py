@@ -169,4 +169,4 @@ def test_the_two_shipped_sets():
     migr = RewardSet.from_config(OmegaConf.load(CONFIGS / "migr.yaml"))
     r1omni = RewardSet.from_config(OmegaConf.load(CONFIGS / "r1omni.yaml"))
     assert migr.weights == {"modality_order": 1.0, "modality_grounding": 1.0, "answer": 1.0}
-    assert r1omni.weights == {"format_r1omni": 1.0, "answer": 1.0}
+    assert r1omni.weights == {"format": 1.0, "answer": 1.0}

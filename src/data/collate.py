@@ -114,7 +114,10 @@ class OmniCollator:
         return [*self.tokenizer.encode(target, add_special_tokens=False), self.eos_id]
 
     def _check_media(self, example: Example, ids: list[int], row: int) -> None:
-        for name, token, value in (("video", self.video_id, example.frames), ("audio", self.audio_id, example.mel)):
+        for name, token, value in (
+            ("video", self.video_id, example.frames),
+            ("audio", self.audio_id, example.mel),
+        ):
             has_placeholder = token in ids
             if has_placeholder != (value is not None):
                 where = example.meta.get("id", f"row {row}")

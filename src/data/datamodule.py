@@ -49,7 +49,9 @@ def target_text(sample: Sample, task: str) -> str:
     parts = sample.reasoning
     if parts is None:
         return build_target(visual=None, audio=None, think=None, answer=sample.label)
-    return build_target(visual=parts.visual, audio=parts.audio, think=parts.think, answer=sample.label, first="visual")
+    return build_target(
+        visual=parts.visual, audio=parts.audio, think=parts.think, answer=sample.label, first="visual"
+    )
 
 
 def _condition_key(sample: Sample, choice: str) -> str:
@@ -123,7 +125,9 @@ class EmotionDataset(Dataset):
         show_video, show_audio = CONDITIONS[condition]
         item = self.loader.load(sample, video=show_video, audio=show_audio)
         if item.skip is not None:
-            raise RuntimeError(f"{sample.id}: media failed after the pre-check ({item.skip.reason}: {item.skip.path})")
+            raise RuntimeError(
+                f"{sample.id}: media failed after the pre-check ({item.skip.reason}: {item.skip.path})"
+            )
         return Example(
             prompt=build_prompt(self.instruction, has_video=show_video, has_audio=show_audio),
             target=target_text(sample, self.task) if self.with_targets else None,
@@ -248,7 +252,9 @@ class EmotionDataModule(L.LightningDataModule):
         if self.cfg.synth:
             from src.data.synth import ensure_corpus
 
-            ensure_corpus(Path(self.cfg.manifest).parent, n=int(self.cfg.synth["n"]), seed=int(self.cfg.synth["seed"]))
+            ensure_corpus(
+                Path(self.cfg.manifest).parent, n=int(self.cfg.synth["n"]), seed=int(self.cfg.synth["seed"])
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -308,7 +314,9 @@ class EmotionDataModule(L.LightningDataModule):
             modality_dropout=self.modality_dropout,
             seed=self.seed,
         )
-        self.train_sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True, rank=rank, world_size=world)
+        self.train_sampler = ResumableSampler(
+            len(dataset), seed=self.seed, shuffle=True, rank=rank, world_size=world
+        )
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.global_step > 0:
             # Resuming: skip the batches of the current epoch that the checkpointed run already trained on.
@@ -328,7 +336,9 @@ class EmotionDataModule(L.LightningDataModule):
             samples = samples[: self.cfg.limit_val_samples]
         if not samples:
             return []  # type: ignore[return-value]
-        dataset = EmotionDataset(samples, self.media, task=self.task, with_targets=self.with_targets, seed=self.seed)
+        dataset = EmotionDataset(
+            samples, self.media, task=self.task, with_targets=self.with_targets, seed=self.seed
+        )
         sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=False, rank=rank, world_size=world)
         return self._loader(dataset, sampler, self.cfg.eval_batch_size)
 

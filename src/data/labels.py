@@ -70,7 +70,9 @@ def labels_for(dataset: str) -> tuple[str, ...]:
     try:
         return DATASET_LABELS[dataset]
     except KeyError:
-        raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(DATASET_LABELS))}") from None
+        raise ValueError(
+            f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(DATASET_LABELS))}"
+        ) from None
 
 
 def normalize_label(text: str | None, dataset: str) -> str | None:

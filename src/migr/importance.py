@@ -65,7 +65,15 @@ class ClipImportance:
         return self.predictions[condition] == self.label
 
 
-def decide(audio_right: bool, visual_right: bool, av_right: bool, score: float, *, both_right: TieRule = "both", both_wrong: WrongRule = "both") -> str:
+def decide(
+    audio_right: bool,
+    visual_right: bool,
+    av_right: bool,
+    score: float,
+    *,
+    both_right: TieRule = "both",
+    both_wrong: WrongRule = "both",
+) -> str:
     """The dominant modality for one clip under the documented rule (see the module docstring)."""
     if audio_right and not visual_right:
         return "audio"
@@ -109,7 +117,11 @@ class ImportanceEstimator:
         self.instruction = instruction_for(task)
         counts = model.token_counts()
         self.collator = OmniCollator(
-            tokenizer, gate_tokenizer, num_video_tokens=counts["video"], num_audio_tokens=counts["audio"], padding_side="left"
+            tokenizer,
+            gate_tokenizer,
+            num_video_tokens=counts["video"],
+            num_audio_tokens=counts["audio"],
+            padding_side="left",
         )
 
     # ---- batching ------------------------------------------------------------------------------------------
@@ -127,7 +139,9 @@ class ImportanceEstimator:
             for condition in CONDITIONS:
                 has_video, has_audio = _SHOWS[condition]
                 prompt = build_prompt(self.instruction, has_video=has_video, has_audio=has_audio)
-                examples.append(Example(prompt=prompt, target=None, frames=None, mel=None, instruction=self.instruction))
+                examples.append(
+                    Example(prompt=prompt, target=None, frames=None, mel=None, instruction=self.instruction)
+                )
                 if has_video:
                     video_index.append(clip)
                 if has_audio:
@@ -185,19 +199,29 @@ class ImportanceEstimator:
                 logits_to_keep=1,
             )
             first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [3N, V]: predicts answer token 1
-            cache.batch_repeat_interleave(num_labels)  # every label continues every prompt row
-            cont_ids = label_ids.repeat(rows, 1)  # [3N*K, M]
+            first_lp = first.repeat_interleave(num_labels, dim=0).gather(
+                1, label_ids.repeat(rows, 1)[:, :1]
+            )  # [3N*K, 1]
+            cont_ids = label_ids.repeat(rows, 1)  # [3N*K, M]: every label continues every prompt row
             cont_mask = label_mask.repeat(rows, 1)
-            full_mask = torch.cat([mask.repeat_interleave(num_labels, dim=0), cont_mask], dim=1)
-            start = positions_from_mask(mask)[:, -1:].repeat_interleave(num_labels, dim=0) + 1
-            positions = start + torch.arange(cont_ids.shape[1], device=device)[None]
-            out = model.llm(
-                input_ids=cont_ids, attention_mask=full_mask, position_ids=positions, past_key_values=cache, use_cache=True
-            )
-        rest = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)  # token m predicts token m+1
-        first_lp = first.repeat_interleave(num_labels, dim=0).gather(1, cont_ids[:, :1])  # [3N*K, 1]
-        rest_lp = rest.gather(2, cont_ids[:, 1:, None]).squeeze(-1)  # [3N*K, M-1]
-        token_lp = torch.cat([first_lp, rest_lp], dim=1) * cont_mask
+            token_lp = first_lp
+            if cont_ids.shape[1] > 1:
+                # Feed answer tokens 1..M-1 (the last one is only predicted) on the shared prompt cache.
+                cache.batch_repeat_interleave(num_labels)
+                inputs = cont_ids[:, :-1]
+                full_mask = torch.cat([mask.repeat_interleave(num_labels, dim=0), cont_mask[:, :-1]], dim=1)
+                start = positions_from_mask(mask)[:, -1:].repeat_interleave(num_labels, dim=0) + 1
+                positions = start + torch.arange(inputs.shape[1], device=device)[None]
+                out = model.llm(
+                    input_ids=inputs,
+                    attention_mask=full_mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                rest = torch.log_softmax(out.logits.float(), dim=-1)  # token m predicts token m + 1
+                token_lp = torch.cat([first_lp, rest.gather(2, cont_ids[:, 1:, None]).squeeze(-1)], dim=1)
+        token_lp = token_lp * cont_mask
         return token_lp.sum(dim=1).view(len(samples), len(CONDITIONS), num_labels).cpu()
 
     # ---- generate mode -------------------------------------------------------------------------------------
@@ -225,7 +249,9 @@ class ImportanceEstimator:
         ]
 
     # ---- the estimate --------------------------------------------------------------------------------------
-    def estimate(self, samples: Sequence[Sample], *, mode: Literal["score", "generate"] = "score", progress=None) -> list[ClipImportance]:
+    def estimate(
+        self, samples: Sequence[Sample], *, mode: Literal["score", "generate"] = "score", progress=None
+    ) -> list[ClipImportance]:
         """MI of every sample (batched); ``progress`` is called with the number of clips done."""
         if mode not in ("score", "generate"):
             raise ValueError(f"importance.mode={mode!r} must be 'score' or 'generate'")
@@ -238,14 +264,19 @@ class ImportanceEstimator:
             logprobs = self.label_logprobs(chunk, labels)  # [n, 3, K]
             generated = self.generated_labels(chunk) if mode == "generate" else None
             for i, sample in enumerate(chunk):
-                table = {c: {label: float(logprobs[i, j, k]) for k, label in enumerate(labels)} for j, c in enumerate(CONDITIONS)}
+                table = {
+                    c: {label: float(logprobs[i, j, k]) for k, label in enumerate(labels)}
+                    for j, c in enumerate(CONDITIONS)
+                }
                 if generated is None:
                     predictions = {c: max(table[c], key=table[c].get) for c in CONDITIONS}
                 else:
                     predictions = dict(zip(CONDITIONS, generated[i]))
                 truth = normalize_label(sample.label, sample.dataset)
                 score = table["audio"][truth] - table["visual"][truth]
-                clip = ClipImportance(sample_id=sample.id, label=truth, predictions=predictions, logprobs=table, score=score)
+                clip = ClipImportance(
+                    sample_id=sample.id, label=truth, predictions=predictions, logprobs=table, score=score
+                )
                 clip.dominant = decide(
                     clip.correct("audio"),
                     clip.correct("visual"),

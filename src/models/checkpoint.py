@@ -87,7 +87,9 @@ def write_safetensors(state: dict[str, Tensor], folder: Path, max_shard_bytes: i
         save_file(shard, str(folder / name), metadata=metadata)
         weight_map.update(dict.fromkeys(shard, name))
     total = sum(t.numel() * t.element_size() for t in state.values())
-    (folder / INDEX_NAME).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
+    (folder / INDEX_NAME).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
+    )
     return names
 
 

@@ -39,7 +39,9 @@ class ModelSpec:
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None
-    freeze: dict[str, bool] = field(default_factory=lambda: {"vision_tower": True, "audio_tower": True, "bert_model": True})
+    freeze: dict[str, bool] = field(
+        default_factory=lambda: {"vision_tower": True, "audio_tower": True, "bert_model": True}
+    )
     lora: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     quantization_bits: int | None = None
     dtype: str = "float32"
@@ -52,7 +54,9 @@ class ModelSpec:
             raise ValueError(f"model.dtype={self.dtype!r} must be one of {sorted(DTYPES)}")
         unknown = set(self.freeze) - {"vision_tower", "audio_tower", "bert_model"}
         if unknown:
-            raise ValueError(f"model.freeze has unknown parts {sorted(unknown)}; known: vision_tower, audio_tower, bert_model")
+            raise ValueError(
+                f"model.freeze has unknown parts {sorted(unknown)}; known: vision_tower, audio_tower, bert_model"
+            )
 
 
 @dataclass
@@ -75,7 +79,9 @@ def weights_source(spec: ModelSpec, init_from: str | None) -> Path | None:
         if value:
             path = Path(value)
             if not (path / "config.json").exists():
-                raise FileNotFoundError(f"{key}={value!r}: no model folder there (expected {path / 'config.json'})")
+                raise FileNotFoundError(
+                    f"{key}={value!r}: no model folder there (expected {path / 'config.json'})"
+                )
             return path
     return None
 
@@ -112,7 +118,9 @@ def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0)
         description = describe(spec)
         torch.manual_seed(seed)
         model = OmniModel.from_tokenizer(description.config, description.tokenizer, description.gate_tokenizer)
-        loaded = LoadedModel(model=model, tokenizer=description.tokenizer, gate_tokenizer=description.gate_tokenizer)
+        loaded = LoadedModel(
+            model=model, tokenizer=description.tokenizer, gate_tokenizer=description.gate_tokenizer
+        )
         log.info("model: fresh %s preset (seed %d)", spec.preset, seed)
     else:
         raw = read_config(source)

@@ -87,7 +87,9 @@ def omni_config_from_humanomni(config: dict[str, Any], source: str) -> OmniConfi
     if mm_hidden != base.vision["hidden_size"]:
         known = {768: "humanomni-0.5b", 1152: "humanomni-7b"}
         if mm_hidden not in known:
-            raise CheckpointError(f"{source}/config.json: mm_hidden_size={mm_hidden} matches no known SigLIP tower")
+            raise CheckpointError(
+                f"{source}/config.json: mm_hidden_size={mm_hidden} matches no known SigLIP tower"
+            )
         base.vision = get_preset(known[mm_hidden]).vision
     base.llm = {k: config[k] for k in _QWEN2_FIELDS if k in config}
     base.vision_select_layer = int(config.get("mm_vision_select_layer", -2))
@@ -167,7 +169,8 @@ def load_humanomni(
         if target in expected:
             state[target] = tensor
         elif key.endswith(_UNUSED_SUFFIXES) or (
-            key.startswith("model.audio_tower.audio_tower.") and key.split("audio_tower.audio_tower.")[1].startswith(_UNUSED_AUDIO)
+            key.startswith("model.audio_tower.audio_tower.")
+            and key.split("audio_tower.audio_tower.")[1].startswith(_UNUSED_AUDIO)
         ):
             unused.append(key)
         elif target is not None and target.startswith("vision_tower."):

@@ -113,7 +113,9 @@ class OmniModel(nn.Module):
         self.audio_token_id = int(audio_token_id)
         self.llm = Qwen2ForCausalLM(config.llm_config())
         self.vision_tower = SiglipVisionModel(config.vision_config())
-        self.mm_projector = VisualProjector(config.vision["hidden_size"], config.hidden_size, config.projector_type)
+        self.mm_projector = VisualProjector(
+            config.vision["hidden_size"], config.hidden_size, config.projector_type
+        )
         self.audio_tower = WhisperEncoder(config.audio_config())
         self.audio_projector = audio_projector(config.audio["d_model"], config.hidden_size)
         self.bert_model = BertModel(config.text_encoder_config())
@@ -139,7 +141,11 @@ class OmniModel(nn.Module):
 
     def freeze(self, *, vision_tower: bool = True, audio_tower: bool = True, bert_model: bool = True) -> None:
         """Freeze (True) or unfreeze (False) each tower; frozen towers run in eval mode without autograd."""
-        for module, frozen in ((self.vision_tower, vision_tower), (self.audio_tower, audio_tower), (self.bert_model, bert_model)):
+        for module, frozen in (
+            (self.vision_tower, vision_tower),
+            (self.audio_tower, audio_tower),
+            (self.bert_model, bert_model),
+        ):
             module.requires_grad_(not frozen)
         # SigLIP blocks after the selected layer, its post-layernorm and pooling head never run: never train them.
         for module in self.unused_vision_modules():
@@ -152,7 +158,7 @@ class OmniModel(nn.Module):
         layers = self.vision_tower.encoder.layers
         select = self.config.vision_select_layer
         run = len(layers) + 1 + select if select < 0 else select
-        unused: list[nn.Module] = list(layers[run:]) + [self.vision_tower.post_layernorm]
+        unused: list[nn.Module] = [*layers[run:], self.vision_tower.post_layernorm]
         if getattr(self.vision_tower, "head", None) is not None:
             unused.append(self.vision_tower.head)
         return unused
@@ -188,7 +194,9 @@ class OmniModel(nn.Module):
         """``[N, T, 3, S, S]`` frames -> ``[N, T, P*P, Dv]`` SigLIP patch features (no autograd when frozen)."""
         n, t = frames.shape[:2]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_parts()["vision_tower"]):
-            patches = siglip_patch_features(self.vision_tower, frames.flatten(0, 1), self.config.vision_select_layer)
+            patches = siglip_patch_features(
+                self.vision_tower, frames.flatten(0, 1), self.config.vision_select_layer
+            )
         return patches.reshape(n, t, *patches.shape[1:])
 
     def audio_states(self, mel: Tensor) -> Tensor:
@@ -203,11 +211,15 @@ class OmniModel(nn.Module):
             audio_states=None if media.mel is None else self.audio_states(media.mel),
         )
 
-    def encode_video(self, frames: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
+    def encode_video(
+        self, frames: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None
+    ) -> Tensor:
         """``[N, T, 3, S, S]`` frames -> ``[N, num_video_tokens, H]`` LLM-space features."""
         return self.project_video(self.video_patches(frames), gate_input_ids, gate_attention_mask)
 
-    def project_video(self, patches: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None) -> Tensor:
+    def project_video(
+        self, patches: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None
+    ) -> Tensor:
         """Patch features ``[N, T, P*P, Dv]`` -> three branches mixed by the instruction gate ``[N, T*S*S, H]``."""
         branches = self.mm_projector(patches.to(self.mm_projector.mlp_2xgelu_face[0].weight.dtype))
         return VisualProjector.mix(branches, self.branch_weights(gate_input_ids, gate_attention_mask))
@@ -234,7 +246,9 @@ class OmniModel(nn.Module):
             return embeds
         return embeds.masked_scatter(mask[..., None], feats.to(embeds.dtype))
 
-    def embed(self, input_ids: Tensor, media: MediaInputs | None = None, towers: TowerFeatures | None = None) -> Tensor:
+    def embed(
+        self, input_ids: Tensor, media: MediaInputs | None = None, towers: TowerFeatures | None = None
+    ) -> Tensor:
         """Token embeddings with media features spliced in at the placeholder runs: ``[B, L, H]``.
 
         ``towers`` (from :meth:`tower_features` on the same ``media``) skips the tower passes.
@@ -273,6 +287,7 @@ class OmniModel(nn.Module):
         media: MediaInputs | None = None,
         *,
         inputs_embeds: Tensor | None = None,
+        towers: TowerFeatures | None = None,
         labels: Tensor | None = None,
         position_ids: Tensor | None = None,
         past_key_values: object | None = None,
@@ -286,7 +301,7 @@ class OmniModel(nn.Module):
         logits for prompt or media positions). Without labels, ``logits_to_keep`` follows HF (0 = all).
         """
         if inputs_embeds is None:
-            inputs_embeds = self.embed(input_ids, media)
+            inputs_embeds = self.embed(input_ids, media, towers)
         if labels is None:
             out = self.llm(
                 inputs_embeds=inputs_embeds,
@@ -312,5 +327,13 @@ class OmniModel(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per component (works on the ``meta`` device)."""
-        parts = ("llm", "vision_tower", "mm_projector", "audio_tower", "audio_projector", "bert_model", "bert_gate")
+        parts = (
+            "llm",
+            "vision_tower",
+            "mm_projector",
+            "audio_tower",
+            "audio_projector",
+            "bert_model",
+            "bert_gate",
+        )
         return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in parts}

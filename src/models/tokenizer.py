@@ -59,7 +59,9 @@ _REASONING = (
 
 
 def _training_text(extra_texts: Iterable[str]) -> list[str]:
-    emotions = sorted({form for labels in DATASET_LABELS.values() for label in labels for form in emotion_forms(label)})
+    emotions = sorted(
+        {form for labels in DATASET_LABELS.values() for label in labels for form in emotion_forms(label)}
+    )
     lines = [_FACE, _VOICE, SYSTEM_PROMPT, *INSTRUCTIONS.values()]
     lines += [_REASONING.format(e=e) for e in emotions]
     lines += [build_prompt(text, has_video=True, has_audio=True) for text in INSTRUCTIONS.values()]

@@ -7,7 +7,9 @@ The expensive parts are done once per step and shared:
 * prompt embeddings are computed for the B prompts and repeated G times (one projector/gate pass per prompt);
 * sampling is one batched KV-cache decode of all B*G completions from a single prefill
   (:func:`src.models.generation.generate`);
-* log-probabilities are computed only at completion positions (no logits for prompt or media positions).
+* scoring (policy, reference, old policy) runs the prompts through the decoder once each and the B*G
+  completions against their repeated keys/values, and computes logits only at completion positions (no
+  logits for prompt or media positions).
 
 Works with any policy that has ``embed(input_ids, media, towers)`` and ``llm`` (the multimodal
 :class:`~src.models.omni.OmniModel`, or :class:`TextPolicy` for text-only benchmarks).
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule
+from transformers.cache_utils import DynamicCache
 
-from src.models.generation import generate, positions_from_mask, root_params_gathered
+from src.models.generation import generate, plain_qwen2, positions_from_mask, root_params_gathered
 from src.models.omni import MediaInputs, TowerFeatures
 
 
@@ -76,10 +80,11 @@ def sample_completions(
     generator: torch.Generator | None = None,
 ) -> Rollout:
     """One batched decode of ``num_generations`` completions for each of the B left-padded prompts."""
+    sharded = isinstance(policy, FSDPModule)  # FSDP2: only the root forward may run (towers recomputed there)
     with root_params_gathered(policy):
-        towers = policy.tower_features(media) if media is not None else None
+        towers = policy.tower_features(media) if media is not None and not sharded else None
         generation = generate(
-            _Frozen(policy, towers),
+            policy if sharded else _Frozen(policy, towers),
             prompt_ids,
             prompt_mask,
             media,
@@ -112,6 +117,8 @@ class _Frozen:
 
     def __init__(self, policy: nn.Module, towers: TowerFeatures | None) -> None:
         self.policy, self.towers, self.llm = policy, towers, policy.llm
+        self.video_token_id = getattr(policy, "video_token_id", None)
+        self.audio_token_id = getattr(policy, "audio_token_id", None)
 
     def embed(self, input_ids: Tensor, media: MediaInputs | None = None) -> Tensor:
         return self.policy.embed(input_ids, media, self.towers)
@@ -124,36 +131,122 @@ def completion_logprobs(
     towers: TowerFeatures | None = None,
     with_entropy: bool = False,
     chunk_rows: int = 8,
+    temperature: float = 1.0,
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probabilities ``[B*G, T]`` of the sampled completion tokens under ``model`` (and mean entropy).
 
-    Autograd follows the caller's grad mode. The prompt embedding (media spliced in) is computed once per
-    prompt and repeated for its G completions. Positions after EOS hold 0.
+    Autograd follows the caller's grad mode. The prompt (media spliced in) is embedded AND run through the
+    decoder once per prompt: its keys/values are repeated for the G completions, which then attend to them
+    (:func:`_completion_hidden`), so a step costs ``B * L + B * G * T`` token positions instead of
+    ``B * G * (L + T)``; gradients are those of the full forward (a test compares both). Models whose parts
+    cannot be called separately (FSDP-sharded, checkpointed layers, see
+    :func:`~src.models.generation.plain_qwen2`) get the full forward. Positions after EOS hold 0.
+
+    ``temperature`` divides the logits as sampling did (TRL's convention), so the ratio and KL compare the
+    distributions the completions were drawn from. Sharded models (FSDP2 ``DTensor`` parameters) are scored
+    through the root ``forward`` so FSDP's hooks gather and reduce the root parameters.
     """
     group = rollout.num_generations
     towers = towers if towers is not None else rollout.towers
+    if any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        return _sharded_completion_logprobs(model, rollout, towers, with_entropy, temperature)
     prompt_embeds = model.embed(rollout.prompt_ids, rollout.media, towers)  # [B, L, H]
     completion_embeds = model.llm.get_input_embeddings()(rollout.completion_ids)  # [B*G, T, H]
-    embeds = torch.cat([prompt_embeds.repeat_interleave(group, dim=0), completion_embeds], dim=1)
-    mask = torch.cat([rollout.prompt_mask.repeat_interleave(group, dim=0), rollout.completion_mask], dim=1)
-    causal_lm = model.causal_lm if hasattr(model, "causal_lm") else model.llm
-    hidden = causal_lm.model(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=positions_from_mask(mask)
-    ).last_hidden_state  # [B*G, L+T, H]
-    length = rollout.completion_ids.shape[1]
-    hidden = hidden[:, -length - 1 : -1]  # positions that predict each completion token
+    causal_lm = plain_qwen2(model.llm)
+    if causal_lm is not None:
+        hidden = _completion_hidden(causal_lm, prompt_embeds, completion_embeds, rollout)  # [B*G, T, H]
+    else:
+        causal_lm = model.causal_lm if hasattr(model, "causal_lm") else model.llm
+        embeds = torch.cat([prompt_embeds.repeat_interleave(group, dim=0), completion_embeds], dim=1)
+        mask = torch.cat([rollout.prompt_mask.repeat_interleave(group, dim=0), rollout.completion_mask], dim=1)
+        hidden = causal_lm.model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions_from_mask(mask)
+        ).last_hidden_state  # [B*G, L+T, H]
+        length = rollout.completion_ids.shape[1]
+        hidden = hidden[:, -length - 1 : -1]  # positions that predict each completion token
     logprobs, entropies = [], []
     for start in range(0, hidden.shape[0], chunk_rows):  # bound the [rows, T, V] logits in memory
         logits = causal_lm.lm_head(hidden[start : start + chunk_rows]).float()
-        log_softmax = F.log_softmax(logits, dim=-1)
-        tokens = rollout.completion_ids[start : start + chunk_rows]
-        logprobs.append(log_softmax.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
-        if with_entropy:
-            with torch.no_grad():
-                entropies.append(-(log_softmax.exp() * log_softmax).sum(-1))
-    token_logprobs = torch.cat(logprobs) * rollout.completion_mask
+        chunk_lp, chunk_entropy = _token_logprobs(
+            logits, rollout.completion_ids[start : start + chunk_rows], temperature, with_entropy
+        )
+        logprobs.append(chunk_lp)
+        if chunk_entropy is not None:
+            entropies.append(chunk_entropy)
+    return _finish(torch.cat(logprobs), torch.cat(entropies) if with_entropy else None, rollout)
+
+
+def _token_logprobs(
+    logits: Tensor, tokens: Tensor, temperature: float, with_entropy: bool
+) -> tuple[Tensor, Tensor | None]:
+    log_softmax = F.log_softmax(logits / temperature, dim=-1)
+    token_lp = log_softmax.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     entropy = None
     if with_entropy:
-        per_token = torch.cat(entropies)
-        entropy = (per_token * rollout.completion_mask).sum() / rollout.completion_mask.sum().clamp(min=1)
-    return token_logprobs, entropy
+        with torch.no_grad():
+            entropy = -(log_softmax.exp() * log_softmax).sum(-1)
+    return token_lp, entropy
+
+
+def _finish(token_lp: Tensor, per_token_entropy: Tensor | None, rollout: Rollout) -> tuple[Tensor, Tensor | None]:
+    mask = rollout.completion_mask
+    entropy = None
+    if per_token_entropy is not None:
+        entropy = (per_token_entropy * mask).sum() / mask.sum().clamp(min=1)
+    return token_lp * mask, entropy
+
+
+def _sharded_completion_logprobs(
+    model: nn.Module, rollout: Rollout, towers: TowerFeatures | None, with_entropy: bool, temperature: float
+) -> tuple[Tensor, Tensor | None]:
+    """The FSDP path: one root ``forward`` over the B*G full sequences (media still encoded once per clip)."""
+    group = rollout.num_generations
+    length = rollout.completion_ids.shape[1]
+    input_ids = torch.cat([rollout.prompt_ids.repeat_interleave(group, dim=0), rollout.completion_ids], dim=1)
+    mask = torch.cat([rollout.prompt_mask.repeat_interleave(group, dim=0), rollout.completion_mask], dim=1)
+    media = rollout.media.repeat_interleave(group) if rollout.media is not None else None
+    out = model(
+        input_ids,
+        mask,
+        media,
+        towers=towers,  # computed on the unique clips; media's row indices repeat them
+        position_ids=positions_from_mask(mask),
+        logits_to_keep=length + 1,
+    )
+    logits = out.logits[:, :-1].float()  # [B*G, T, V]: position t predicts completion token t
+    token_lp, entropy = _token_logprobs(logits, rollout.completion_ids, temperature, with_entropy)
+    return _finish(token_lp, entropy, rollout)
+
+
+def _completion_hidden(
+    causal_lm: nn.Module, prompt_embeds: Tensor, completion_embeds: Tensor, rollout: Rollout
+) -> Tensor:
+    """Final hidden states ``[B*G, T, H]`` at the positions that predict each completion token.
+
+    Two decoder calls instead of one over ``[B*G, L+T]``: the B prompts fill a KV cache (autograd flows
+    through it), the cache is repeated G times, and the completions run against it with the full attention
+    mask and their own positions. The state that predicts completion token 0 is the prompt's last one. With
+    dropout active (LoRA dropout in training), the G completions of a prompt share one dropout sample of its
+    prompt pass, where the full forward would draw G.
+    """
+    group = rollout.num_generations
+    decoder = causal_lm.model
+    cache = DynamicCache()
+    prompt_hidden = decoder(
+        inputs_embeds=prompt_embeds,
+        attention_mask=rollout.prompt_mask,
+        position_ids=positions_from_mask(rollout.prompt_mask),
+        past_key_values=cache,
+        use_cache=True,
+    ).last_hidden_state  # [B, L, H]
+    cache.batch_repeat_interleave(group)
+    mask = torch.cat([rollout.prompt_mask.repeat_interleave(group, dim=0), rollout.completion_mask], dim=1)
+    completion_hidden = decoder(
+        inputs_embeds=completion_embeds,
+        attention_mask=mask,  # [B*G, L+T]: prompt padding and post-EOS positions masked, as in one forward
+        position_ids=positions_from_mask(mask)[:, rollout.prompt_mask.shape[1] :],
+        past_key_values=cache,
+        use_cache=True,
+    ).last_hidden_state  # [B*G, T, H]
+    first = prompt_hidden[:, -1:].repeat_interleave(group, dim=0)  # [B*G, 1, H]
+    return torch.cat([first, completion_hidden[:, :-1]], dim=1)

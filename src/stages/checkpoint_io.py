@@ -29,7 +29,13 @@ TENSORS_SUFFIX = ".safetensors"
 def _store(value: torch.Tensor, tensors: dict[str, torch.Tensor]) -> str:
     """Key of ``value`` in ``tensors``: tied tensors (same memory, shape, dtype) are stored once."""
     value = value.detach().to("cpu")
-    ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), tuple(value.stride()), value.dtype)
+    ident = (
+        value.untyped_storage().data_ptr(),
+        value.storage_offset(),
+        tuple(value.shape),
+        tuple(value.stride()),
+        value.dtype,
+    )
     seen = tensors.setdefault("__seen__", {})  # type: ignore[arg-type]
     if ident in seen:
         return seen[ident]
@@ -48,7 +54,12 @@ def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, dict):
         if all(isinstance(k, str) for k in value):
             return {k: _encode(v, f"{path}.{k}", tensors) for k, v in value.items()}
-        return {"__dict__": [[_encode(k, f"{path}.<key>", tensors), _encode(v, f"{path}.{k}", tensors)] for k, v in value.items()]}
+        return {
+            "__dict__": [
+                [_encode(k, f"{path}.<key>", tensors), _encode(v, f"{path}.{k}", tensors)]
+                for k, v in value.items()
+            ]
+        }
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v, f"{path}[{i}]", tensors) for i, v in enumerate(value)]}
     if isinstance(value, list):
@@ -61,7 +72,9 @@ def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
         return value
     if hasattr(value, "items") and callable(value.items):  # OmegaConf DictConfig, mappingproxy, ...
         return _encode(dict(value.items()), path, tensors)
-    raise TypeError(f"checkpoint entry {path} has type {type(value).__name__}, which cannot be stored without pickle")
+    raise TypeError(
+        f"checkpoint entry {path} has type {type(value).__name__}, which cannot be stored without pickle"
+    )
 
 
 def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -102,7 +115,9 @@ def save_checkpoint_files(checkpoint: dict[str, Any], path: str | os.PathLike) -
     tensor_name = f"{path.name}.{os.getpid()}-{time.time_ns()}{TENSORS_SUFFIX}"
     save_file(tensors, str(path.with_name(tensor_name)))
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"format": "migr-safe-checkpoint/1", "tensor_file": tensor_name, "checkpoint": skeleton}))
+    tmp.write_text(
+        json.dumps({"format": "migr-safe-checkpoint/1", "tensor_file": tensor_name, "checkpoint": skeleton})
+    )
     os.replace(tmp, path)
     for stale in path.parent.glob(f"{glob.escape(path.name)}.*{TENSORS_SUFFIX}"):
         if stale.name != tensor_name:  # the previous save's tensors, or an orphan of a killed save
@@ -124,11 +139,15 @@ class SafeCheckpointIO(CheckpointIO):
     """Lightning ``CheckpointIO`` plugin writing :func:`save_checkpoint_files` pairs atomically."""
 
     @override
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
         save_checkpoint_files(checkpoint, path)
 
     @override
-    def load_checkpoint(self, path: str | os.PathLike, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         checkpoint = load_checkpoint_files(path)
         if map_location is not None:
             checkpoint = _map(checkpoint, map_location)

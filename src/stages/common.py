@@ -74,7 +74,9 @@ def planned_optimizer_steps(trainer: Any) -> int:
     return max(1, steps)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_ratio: float, min_lr_ratio: float = 0.0):
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_ratio: float, min_lr_ratio: float = 0.0
+):
     """Linear warmup over ``warmup_ratio * total_steps`` then cosine decay to ``min_lr_ratio`` (HF's schedule)."""
     warmup = max(1, math.ceil(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
 

@@ -34,7 +34,9 @@ def full_state_dict(model: OmniModel) -> dict[str, Tensor]:
     return merged_state_dict(model) if has_lora(model) else dict(model.state_dict())
 
 
-def export_module(module: L.LightningModule, folder: str | Path, *, extra: dict[str, Any] | None = None) -> Path | None:
+def export_module(
+    module: L.LightningModule, folder: str | Path, *, extra: dict[str, Any] | None = None
+) -> Path | None:
     """Write ``module.model`` to ``folder``; returns the folder on rank 0, None elsewhere."""
     state = full_state_dict(module.model)
     if module.trainer is not None and module.trainer.global_rank != 0:

@@ -69,13 +69,18 @@ class GRPOConfig:
     mask_truncated: bool = False
     gradient_clip_val: float | None = 1.0
     log_completions: int = 4
+    dominant_source: str = "mi"  # mi: the MIGR build's estimate (extra["mi_dominant"]) when present | manifest
     optim: dict[str, Any] = field(default_factory=lambda: {"lr": 1e-6, "warmup_ratio": 0.0})
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
-            raise ValueError(f"stage.num_generations={self.num_generations} must be >= 2 (advantages compare within a group)")
+            raise ValueError(
+                f"stage.num_generations={self.num_generations} must be >= 2 (advantages compare within a group)"
+            )
         if self.num_iterations < 1:
             raise ValueError(f"stage.num_iterations={self.num_iterations} must be >= 1")
+        if self.dominant_source not in ("mi", "manifest"):
+            raise ValueError(f"stage.dominant_source={self.dominant_source!r} must be 'mi' or 'manifest'")
         if self.temperature <= 0:
             raise ValueError(f"stage.temperature={self.temperature} must be > 0: GRPO needs sampled completions")
 
@@ -139,16 +144,18 @@ class GRPOModule(L.LightningModule):
         loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
         self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
         if self.cfg.beta > 0 and not has_lora(self.model):
-            self._reference = [self._frozen_copy(self.model)]
+            # Under FSDP2 the reference is sharded on its own, so it cannot share the policy's tower modules.
+            self._reference = [self._frozen_copy(self.model, share_towers=self.device_mesh is None)]
         if self.device_mesh is not None:
             shard_fsdp2(self.model, self.device_mesh, mixed_precision=self.hparams.fsdp_mixed_precision)
             for reference in self._reference:
                 shard_fsdp2(reference, self.device_mesh, mixed_precision=self.hparams.fsdp_mixed_precision)
 
     @staticmethod
-    def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-        """A frozen copy of the policy that shares (does not copy) its frozen towers."""
-        shared = {name: getattr(model, name) for name, frozen in model.frozen_parts().items() if frozen}
+    def _frozen_copy(model: torch.nn.Module, *, share_towers: bool = True) -> torch.nn.Module:
+        """A frozen copy of the policy that shares (does not copy) its frozen towers when ``share_towers``."""
+        frozen_parts = model.frozen_parts().items() if share_towers else ()
+        shared = {name: getattr(model, name) for name, frozen in frozen_parts if frozen}
         for name in shared:
             setattr(model, name, None)
         try:
@@ -192,11 +199,17 @@ class GRPOModule(L.LightningModule):
             mask = mask * (~rollout.truncated).float()[:, None]
         with torch.no_grad():
             ref_logprobs = self.reference_logprobs(rollout) if cfg.beta > 0 else None
-            old_logprobs = completion_logprobs(self.model, rollout)[0] if cfg.num_iterations > 1 else None
+            old_logprobs = (
+                completion_logprobs(self.model, rollout, temperature=cfg.temperature)[0]
+                if cfg.num_iterations > 1
+                else None
+            )
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
         for _ in range(cfg.num_iterations):
-            logprobs, entropy = completion_logprobs(self.model, rollout, with_entropy=True)
+            logprobs, entropy = completion_logprobs(
+                self.model, rollout, with_entropy=True, temperature=cfg.temperature
+            )
             loss, loss_stats = grpo_loss(
                 logprobs,
                 ref_logprobs,
@@ -213,7 +226,9 @@ class GRPOModule(L.LightningModule):
             optimizer.zero_grad()
             self.manual_backward(loss)
             if cfg.gradient_clip_val:
-                self.clip_gradients(optimizer, gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm="norm"
+                )
             optimizer.step()
             scheduler.step()
         self.log_step(rollout, scores, adv_stats, loss, loss_stats, entropy, batch)
@@ -242,24 +257,32 @@ class GRPOModule(L.LightningModule):
         meta = [m for m in batch.meta for _ in range(group)]  # completion i answers prompt i // G
         prompts = self.tokenizer.batch_decode(batch.input_ids, skip_special_tokens=False)
         ids = [row[mask.bool()].tolist() for row, mask in zip(rollout.completion_ids, rollout.completion_mask)]
-        extra_keys = sorted({k for m in batch.meta for k in m} - {"id", "label", "dataset", "dominant"})
+        extra_keys = sorted(
+            {k for m in batch.meta for k in m} - {"id", "label", "dataset", "dominant", "mi_dominant"}
+        )
         return self.reward_set(
             completions=rollout.texts,
             completion_ids=ids,
             prompts=[p for p in prompts for _ in range(group)],
             labels=[m["label"] for m in meta],
-            dominant=[m.get("dominant") for m in meta],
+            dominant=[self._dominant(m) for m in meta],
             sample_ids=[m["id"] for m in meta],
             dataset=[m["dataset"] for m in meta],
             **{key: [m.get(key) for m in meta] for key in extra_keys},
         )
 
+    def _dominant(self, meta: dict[str, Any]) -> str | None:
+        """The dominant modality the rewards use: the MI estimate (the paper's m) unless told otherwise."""
+        if self.cfg.dominant_source == "mi" and meta.get("mi_dominant") is not None:
+            return None if meta["mi_dominant"] == "none" else meta["mi_dominant"]
+        return meta.get("dominant")
+
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor:
         if has_lora(self.model):
             with adapter_disabled(self.model):
-                return completion_logprobs(self.model, rollout)[0]
+                return completion_logprobs(self.model, rollout, temperature=self.cfg.temperature)[0]
         reference = self._reference[0]
-        return completion_logprobs(reference, rollout)[0]
+        return completion_logprobs(reference, rollout, temperature=self.cfg.temperature)[0]
 
     # ---- logging -----------------------------------------------------------------------------------------
     def log_step(self, rollout, scores, adv_stats, loss, loss_stats, entropy, batch: Batch) -> None:
@@ -312,7 +335,9 @@ class GRPOModule(L.LightningModule):
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
                 columns = list(rows[0])
-                logger.log_table(key="train/completions", columns=columns, data=[[r[c] for c in columns] for r in rows])
+                logger.log_table(
+                    key="train/completions", columns=columns, data=[[r[c] for c in columns] for r in rows]
+                )
 
     # ---- resume: RNG state (sampling must continue, not replay) -------------------------------------------
     @override

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataConfig, EmotionDataModule
@@ -39,8 +39,21 @@ def resolve_init_from(cfg: DictConfig) -> str | None:
     if candidate is not None and (candidate / "config.json").exists():
         log.info("stage.init_from=auto -> %s", candidate)
         return str(candidate)
-    log.info("stage.init_from=auto: no %s export under %s; using model.pretrained or a fresh preset", previous, cfg.runs_dir)
+    log.info(
+        "stage.init_from=auto: no %s export under %s; using model.pretrained or a fresh preset",
+        previous,
+        cfg.runs_dir,
+    )
     return None
+
+
+def resolve_model_folder(value: str | None, runs_dir: str, *, default_stage: str) -> Path:
+    """A model folder argument: a path, or ``auto`` = ``<runs_dir>/<default_stage>/export`` (must exist)."""
+    folder = Path(runs_dir) / default_stage / "export" if value in (None, "auto") else Path(value)
+    if not (folder / "config.json").exists():
+        hint = f" (train it first: python -m src.train stage={default_stage})" if value in (None, "auto") else ""
+        raise FileNotFoundError(f"model_path={value!r}: no model folder at {folder}{hint}")
+    return folder
 
 
 def resolve_manifest(cfg: DictConfig) -> str:
@@ -68,7 +81,9 @@ def data_config(cfg: DictConfig, manifest: str) -> DataConfig:
     return DataConfig(**options)
 
 
-def build_datamodule(cfg: DictConfig, description: ModelDescription, *, manifest: str | None = None) -> EmotionDataModule:
+def build_datamodule(
+    cfg: DictConfig, description: ModelDescription, *, manifest: str | None = None
+) -> EmotionDataModule:
     counts = description.token_counts
     model = description.config
     if cfg.data.get("adapter") and not Path(cfg.data.manifest).exists():
@@ -236,12 +251,12 @@ def build_trainer(cfg: DictConfig, *, extra_callbacks: list[L.Callback] | None =
         max_steps=int(cfg.stage.get("max_steps", -1)),
         gradient_clip_val=None if manual else cfg.stage.get("gradient_clip_val"),
         accumulate_grad_batches=1 if manual else int(t.accumulate_grad_batches),
-        log_every_n_steps=int(t.log_every_n_steps),
+        log_every_n_steps=int(cfg.stage.get("log_every_n_steps") or t.log_every_n_steps),
         val_check_interval=t.val_check_interval,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
         num_sanity_val_steps=int(t.num_sanity_val_steps),
         limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
+        limit_val_batches=0 if manual else t.limit_val_batches,  # GRPO has no validation step
         enable_progress_bar=bool(t.enable_progress_bar),
         deterministic=bool(t.deterministic),
         use_distributed_sampler=False,  # our sampler shards per rank and resumes mid-epoch

@@ -106,7 +106,9 @@ class SFTModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if grads:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+            norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])
+            )
             self.log("train/grad_norm", norm, batch_size=1)
 
     @override
@@ -115,7 +117,9 @@ class SFTModule(L.LightningModule):
         self.log("val/loss", out.loss, prog_bar=True, batch_size=len(batch), sync_dist=True)
         if batch_idx >= self.hparams.val_generate_batches:
             return
-        prompt_ids, prompt_mask = prompts_from_training_batch(batch.input_ids, batch.labels, self.tokenizer.pad_token_id)
+        prompt_ids, prompt_mask = prompts_from_training_batch(
+            batch.input_ids, batch.labels, self.tokenizer.pad_token_id
+        )
         generation = generate(
             self.model,
             prompt_ids,
@@ -130,4 +134,10 @@ class SFTModule(L.LightningModule):
             predicted_label(text, meta["dataset"], self.hparams.task) == meta["label"]
             for text, meta in zip(texts, batch.meta)
         ]
-        self.log("val/answer_accuracy", sum(correct) / len(correct), prog_bar=True, batch_size=len(correct), sync_dist=True)
+        self.log(
+            "val/answer_accuracy",
+            sum(correct) / len(correct),
+            prog_bar=True,
+            batch_size=len(correct),
+            sync_dist=True,
+        )

@@ -19,7 +19,12 @@ def _logits(model, batch):
 
 def test_saved_tiny_model_reloads_to_identical_logits(tiny_model, tokenizer, tmp_path):
     folder = save_model(tiny_model, tokenizer, tokenizer, tmp_path / "export")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "gate_tokenizer", "model.safetensors", "tokenizer"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "gate_tokenizer",
+        "model.safetensors",
+        "tokenizer",
+    ]
     assert not any(p.suffix in {".bin", ".pt", ".pkl"} for p in folder.rglob("*"))
     loaded = load_model(folder)
     batch = collator_for(tiny_model, tokenizer)(make_examples([(True, True), (False, True)]))
@@ -46,16 +51,18 @@ def test_missing_and_unexpected_keys_are_listed_never_random_init(tiny_model, to
     tensors.pop("audio_projector.0.weight")
     tensors["mystery.weight"] = torch.zeros(2)
     save_file(tensors, folder / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"missing 1 keys: audio_projector.0.weight \| unexpected 1 keys: mystery.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"missing 1 keys: audio_projector.0.weight \| unexpected 1 keys: mystery.weight"
+    ):
         load_model(folder)
 
 
 def test_folder_without_weights_or_config_names_what_is_missing(tiny_model, tokenizer, tmp_path):
     folder = save_model(tiny_model, tokenizer, tokenizer, tmp_path / "export")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="no model.safetensors or model.safetensors.index.json"):
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors or model\.safetensors\.index\.json"):
         load_model(folder)
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         load_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava"}))
     with pytest.raises(CheckpointError, match="model_type 'llava' is not supported"):

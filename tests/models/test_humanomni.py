@@ -51,9 +51,20 @@ def _write_release(model, tokenizer, folder, *, with_towers=True):
         "mm_vision_select_layer": -2,
         "num_frames": 8,
         "image_aspect_ratio": "pad",
-        **{k: getattr(llm, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                         "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
-                                         "rms_norm_eps", "tie_word_embeddings")},
+        **{
+            k: getattr(llm, k)
+            for k in (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "max_position_embeddings",
+                "rms_norm_eps",
+                "tie_word_embeddings",
+            )
+        },
     }
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config))
@@ -95,7 +106,10 @@ def test_released_layout_loads_every_key_and_reproduces_logits(released_shaped_m
 def test_towers_missing_from_the_checkpoint_come_from_their_folders(released_shaped_model, tokenizer, tmp_path):
     model = released_shaped_model
     _write_release(model, tokenizer, tmp_path / "ckpt", with_towers=False)
-    with pytest.raises(CheckpointError, match=r"ckpt: the checkpoint stores no vision_tower weights .*\(config mm_vision_tower='/mnt/authors"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"ckpt: the checkpoint stores no vision_tower weights .*\(config mm_vision_tower='/mnt/authors",
+    ):
         load_model(tmp_path / "ckpt")
     from src.models.humanomni import load_humanomni
 
@@ -106,7 +120,9 @@ def test_towers_missing_from_the_checkpoint_come_from_their_folders(released_sha
     whisper["model.decoder.embed_tokens.weight"] = torch.zeros(4, 4)
     write_safetensors(siglip, tmp_path / "siglip")
     write_safetensors(whisper, tmp_path / "whisper")
-    loaded = load_humanomni(tmp_path / "ckpt", vision_tower_path=tmp_path / "siglip", audio_tower_path=tmp_path / "whisper")
+    loaded = load_humanomni(
+        tmp_path / "ckpt", vision_tower_path=tmp_path / "siglip", audio_tower_path=tmp_path / "whisper"
+    )
     assert loaded.model.load_report["tower_sources"] == {
         "vision_tower": str(tmp_path / "siglip"),
         "audio_tower": str(tmp_path / "whisper"),
@@ -123,5 +139,7 @@ def test_unknown_keys_in_a_release_are_an_error(released_shaped_model, tokenizer
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     index["weight_map"]["model.feature_compressor.weight"] = "model-extra.safetensors"
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(CheckpointError, match=r"1 keys match no part of the model: \['model.feature_compressor.weight'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"1 keys match no part of the model: \['model.feature_compressor.weight'\]"
+    ):
         load_model(folder)

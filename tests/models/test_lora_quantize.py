@@ -31,14 +31,18 @@ def test_lora_trains_only_adapters_in_the_llm_and_exports_merged(tiny_model, tok
     plain.load_state_dict(state)
     plain.eval()
     with torch.no_grad():
-        torch.testing.assert_close(plain(batch.input_ids, batch.attention_mask, batch.media).logits, adapted, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            plain(batch.input_ids, batch.attention_mask, batch.media).logits, adapted, atol=1e-4, rtol=1e-4
+        )
     folder = save_model(plain, tokenizer, tokenizer, tmp_path / "merged")
     assert load_model(folder).model.llm.__class__.__name__ == "Qwen2ForCausalLM"
 
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_quantized_llm_runs_forward_and_backward_with_lora(tiny_model, tokenizer, bits):
-    batch = collator_for(tiny_model, tokenizer, "right")(make_examples([(True, True)], target="<answer>sad</answer>"))
+    batch = collator_for(tiny_model, tokenizer, "right")(
+        make_examples([(True, True)], target="<answer>sad</answer>")
+    )
     with torch.no_grad():
         reference = tiny_model(batch.input_ids, batch.attention_mask, batch.media).logits
     model = quantize_llm(tiny_model, bits)

@@ -68,7 +68,9 @@ def test_placeholder_and_media_mismatch_is_a_clear_error(tiny_model, tokenizer):
     with pytest.raises(ValueError, match=r"rows have \[32, 32\] placeholder positions, but 1 video inputs"):
         tiny_model.embed(batch.input_ids, one_clip)
     with pytest.raises(ValueError, match="<audio> placeholders but no audio features"):
-        tiny_model.embed(batch.input_ids, MediaInputs(frames=batch.media.frames, gate_input_ids=batch.media.gate_input_ids))
+        tiny_model.embed(
+            batch.input_ids, MediaInputs(frames=batch.media.frames, gate_input_ids=batch.media.gate_input_ids)
+        )
 
 
 def test_loss_covers_only_target_tokens(tiny_model, tokenizer):
@@ -93,7 +95,9 @@ def test_frozen_towers_get_no_gradient_and_trained_parts_do(tiny_model, tokenize
     batch = collator_for(tiny_model, tokenizer, "right")(make_examples([AV, V], target="<answer>sad</answer>"))
     tiny_model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels).loss.backward()
     grads = {name: p.grad for name, p in tiny_model.named_parameters()}
-    assert all(g is None for n, g in grads.items() if n.startswith(("vision_tower.", "audio_tower.", "bert_model.")))
+    assert all(
+        g is None for n, g in grads.items() if n.startswith(("vision_tower.", "audio_tower.", "bert_model."))
+    )
     for prefix in ("llm.", "mm_projector.", "audio_projector.", "bert_gate."):
         assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith(prefix)), prefix
 

@@ -57,9 +57,9 @@ def test_tiny_preset_is_a_few_million_parameters(tokenizer):
 def test_config_round_trips_and_rejects_inconsistent_shapes():
     cfg = get_preset("humanomni-7b")
     assert OmniConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="max_source_positions=150 does not match model.audio_seconds=30"):
+    with pytest.raises(ValueError, match=r"max_source_positions=150 does not match model\.audio_seconds=30"):
         get_preset("tiny", audio_seconds=30)
-    with pytest.raises(ValueError, match="unknown model preset 'huge'; available: tiny, humanomni-0.5b"):
+    with pytest.raises(ValueError, match=r"unknown model preset 'huge'; available: tiny, humanomni-0\.5b"):
         get_preset("huge")
     with pytest.raises(ValueError, match="projector_type='mlp'"):
         get_preset("tiny", projector_type="mlp")

@@ -12,7 +12,7 @@ from src.models.checkpoint import load_model
 from src.models.omni import OmniModel
 from src.models.presets import get_preset
 from src.models.tokenizer import build_tiny_tokenizer
-from tests.stages.conftest import corpus_overrides
+from tests.helpers import corpus_overrides
 
 # 20 training clips, batch 4: 5 steps per epoch; checkpoints every 3 steps.
 SHORT_RUN = [

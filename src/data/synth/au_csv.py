@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.synth.spec import AU_INTENSITY, AU_PRESENCE
+from src.migr.openface import OpenFaceError, read_openface_columns
 
 META_COLUMNS: tuple[str, ...] = ("frame", "face_id", "timestamp", "confidence", "success")
 COLUMNS: tuple[str, ...] = (
@@ -52,23 +53,14 @@ def write_au_csv(path: str | os.PathLike[str], aus: np.ndarray, *, fps: float, r
 
 
 def read_au_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Columns of an OpenFace csv by (stripped) name, as float arrays; extra OpenFace columns are kept too."""
-    path = Path(path)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"{path}: empty AU csv; expected an OpenFace header row")
-    header = [cell.strip() for cell in lines[0].split(",")]
-    missing = [name for name in META_COLUMNS if name not in header]
+    """Columns of an OpenFace csv by (stripped) name, as float arrays; extra OpenFace columns are kept too.
+
+    Parsing and its errors are MIGR's general OpenFace reader (:func:`src.migr.openface.read_openface_columns`).
+    """
+    table = read_openface_columns(path)
+    missing = [name for name in META_COLUMNS if name not in table]
     if missing:
-        raise ValueError(f"{path}:1: not an OpenFace csv, missing column(s) {', '.join(missing)}")
-    rows = []
-    for line_no, line in enumerate(lines[1:], start=2):
-        cells = line.split(",")
-        if len(cells) != len(header):
-            raise ValueError(f"{path}:{line_no}: expected {len(header)} cells, found {len(cells)}")
-        try:
-            rows.append([float(cell) for cell in cells])
-        except ValueError as error:
-            raise ValueError(f"{path}:{line_no}: non-numeric cell ({error})") from None
-    table = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(header))
-    return {name: table[:, index] for index, name in enumerate(header)}
+        raise OpenFaceError(
+            f"not an OpenFace csv, missing column(s) {', '.join(missing)}", path=Path(path), line=1
+        )
+    return table

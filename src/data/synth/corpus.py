@@ -48,7 +48,7 @@ def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
     audio_emotion, audio_intensity, audio_strength = plan.audio
 
     aus = au_track(AU_PROTOTYPES[visual_emotion], visual_intensity, frames=frames, fps=config.fps, rng=face_rng)
-    identity, pose = random_identity(face_rng), random_pose(face_rng, config.size)
+    identity, pose = random_identity(face_rng, config.variation), random_pose(face_rng, config.size)
     video = render_face(aus, identity, pose, size=config.size, fps=config.fps, rng=face_rng)
     voice = voice_for(audio_emotion, audio_intensity)
     wave = synthesize_voice(

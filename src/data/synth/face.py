@@ -63,15 +63,19 @@ class Pose:
     phase: float
 
 
-def random_identity(rng: np.random.Generator) -> Identity:
-    """A random face: skin tone, hair, proportions, background and lighting."""
-    tone = rng.uniform(0.0, 1.0)
+def random_identity(rng: np.random.Generator, variation: float = 1.0) -> Identity:
+    """A random face: skin tone, hair, proportions, background and lighting.
+
+    ``variation`` (0..1) scales how far skin tone and background colours spread around their middle values:
+    1 is the full range; smaller values make identity nuisance weaker relative to the expression.
+    """
+    tone = 0.5 + (rng.uniform(0.0, 1.0) - 0.5) * variation
     skin = tuple(np.array([238, 200, 172]) * (1 - tone) + np.array([128, 86, 60]) * tone)
     hair = tuple(
         np.array([[40, 28, 20], [90, 60, 30], [200, 170, 110], [150, 150, 150], [20, 20, 25]])[rng.integers(5)]
     )
     lips = tuple(np.array(skin) * 0.7 + np.array([60, 10, 15]))
-    hue = rng.uniform(0, 1, size=(2, 3))
+    hue = 0.5 + (rng.uniform(0, 1, size=(2, 3)) - 0.5) * variation
     background = tuple(tuple(60 + 150 * row) for row in hue)
     return Identity(
         skin=skin,  # type: ignore[arg-type]

@@ -35,10 +35,13 @@ class SynthConfig:
     splits: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
     strong: tuple[float, float] = (0.8, 1.0)  # intensity range of an emotion's full display
     faint: tuple[float, float] = (0.25, 0.4)  # intensity range of a weak or misleading display
+    variation: float = 1.0  # spread of skin tone and background colours (identity nuisance), 0..1
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError(f"n must be at least 1; got {self.n}")
+        if not 0.0 <= self.variation <= 1.0:
+            raise ValueError(f"variation must be within [0, 1]; got {self.variation}")
         if self.size % 2:
             raise ValueError(f"size must be even (h264 yuv420p); got {self.size}")
         for name, mix, keys in (

@@ -1,0 +1,171 @@
+"""The GRPO stage: one step trains what it should, shares encoder passes, logs per reward, runs under DDP."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from src.models.checkpoint import load_model
+from src.models.factory import ModelSpec, describe
+from src.stages.runner import build_datamodule, build_module, build_trainer, to_dict
+from tests.helpers import compose_train, corpus_overrides
+
+GRPO = [
+    "stage=grpo",
+    "stage.max_steps=1",
+    "stage.batch_size=2",
+    "stage.num_generations=4",
+    "stage.max_new_tokens=12",
+    "stage.optim.lr=1e-2",  # a visible step on a random model
+    "logger=csv",
+    "trainer.limit_val_batches=0",
+    "model.freeze.vision_tower=true",
+    "model.freeze.audio_tower=true",
+]
+
+
+class LengthReward:
+    """A reward with spread on a random model's completions (the real ones are all 0 there): length / 100."""
+
+    name = "length"
+
+    def __call__(self, *, completions, **batch):
+        return [len(text) / 100 for text in completions]
+
+
+def _with_length_reward(module):
+    from src.reward_set import RewardSet, RewardSpec
+
+    class Registry:  # the reward set looks names up here; only "length" exists
+        def load(self, name):
+            return LengthReward
+
+        def create(self, name, **kwargs):
+            return LengthReward()
+
+        def provenance(self, name):
+            return {"package": "tests", "version": "0", "object": "LengthReward"}
+
+    module.reward_set = RewardSet([RewardSpec("length")], registry=Registry())
+    return module
+
+
+def _fit(cfg):
+    L.seed_everything(0)
+    init_from = cfg.stage.init_from
+    datamodule = build_datamodule(cfg, describe(ModelSpec(**to_dict(cfg.model)), init_from))
+    module = build_module(cfg, init_from)
+    trainer = build_trainer(cfg)
+    return module, trainer, datamodule
+
+
+def test_one_step_changes_trained_parameters_only_and_shares_one_encoder_pass(stage_corpus, tiny_export, tmp_path):
+    cfg = compose_train(
+        *GRPO, *corpus_overrides(stage_corpus), f"stage.init_from={tiny_export}", f"runs_dir={tmp_path}"
+    )
+    module, trainer, datamodule = _fit(cfg)
+    _with_length_reward(module)
+    module.configure_model()
+    before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
+    frozen = {n for n, p in module.model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("vision_tower.") for n in frozen) and any(n.startswith("audio_tower.") for n in frozen)
+    tower_calls: list[int] = []
+    module.model.vision_tower.embeddings.register_forward_hook(lambda m, i, o: tower_calls.append(o.shape[0]))
+    module.model.audio_tower.register_forward_hook(lambda m, i, o: tower_calls.append(-i[0].shape[0]))
+    trainer.fit(module, datamodule=datamodule)
+    after = dict(module.model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    assert changed and not (changed & frozen)
+    assert any(n.startswith("llm.") for n in changed) and any(n.startswith("mm_projector.") for n in changed)
+    # 2 prompts x 4 completions, one step: each tower ran ONCE, on the 2 clips (8 frames each), for the rollout,
+    # the policy forward and the reference forward together
+    assert sorted(tower_calls) == [-2, 16]
+    # rewards logged per reward function, samples written
+    metrics = (tmp_path / "grpo/logs/metrics.csv").read_text().splitlines()[0].split(",")
+    assert "train/rewards/length" in metrics
+    assert {"train/kl", "train/clip_ratio/region_mean", "train/entropy", "train/frac_reward_zero_std"} <= set(
+        metrics
+    )
+    rows = [json.loads(line) for line in (tmp_path / "grpo/completions.jsonl").read_text().splitlines()]
+    assert rows and {"completion", "length", "total"} <= set(rows[0])
+    assert load_model(tmp_path / "grpo/export").model.config.preset == "tiny"
+
+
+def test_lora_policy_uses_the_disabled_adapter_as_reference(stage_corpus, tiny_export, tmp_path):
+    cfg = compose_train(
+        *GRPO,
+        *corpus_overrides(stage_corpus),
+        f"stage.init_from={tiny_export}",
+        f"runs_dir={tmp_path}",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+        "model.freeze.vision_tower=true",
+    )
+    module, trainer, datamodule = _fit(cfg)
+    _with_length_reward(module)
+    module.configure_model()
+    assert module._reference == []  # no second copy in memory
+    trainer.fit(module, datamodule=datamodule)
+    exported = load_model(tmp_path / "grpo/export")  # merged weights, plain names
+    assert not any("lora" in n for n in exported.model.state_dict())
+
+
+def test_no_reference_is_built_when_beta_is_zero(stage_corpus, tiny_export, tmp_path):
+    cfg = compose_train(
+        *GRPO,
+        *corpus_overrides(stage_corpus),
+        f"stage.init_from={tiny_export}",
+        f"runs_dir={tmp_path}",
+        "stage.beta=0",
+    )
+    module, _, _ = _fit(cfg)
+    module.configure_model()
+    assert module._reference == []
+
+
+def test_misspelled_reward_fails_fast_with_a_suggestion(stage_corpus, tiny_export, tmp_path):
+    cfg = compose_train(
+        *GRPO,
+        *corpus_overrides(stage_corpus),
+        f"stage.init_from={tiny_export}",
+        f"runs_dir={tmp_path}",
+        "rewards=r1omni",
+        "~rewards.functions.answer",
+        "+rewards.functions.anwser.weight=1.0",
+    )
+    with pytest.raises(Exception, match="Did you mean 'answer'"):
+        build_module(cfg, cfg.stage.init_from)
+
+
+@pytest.mark.slow
+def test_grpo_step_under_ddp_on_two_cpu_processes(stage_corpus, tiny_export, run_train, tmp_path):
+    run_train(
+        *GRPO,
+        *corpus_overrides(stage_corpus),
+        f"stage.init_from={tiny_export}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+    )
+    assert load_model(tmp_path / "runs/grpo/export").model.config.preset == "tiny"
+
+
+@pytest.mark.slow
+def test_grpo_steps_under_fsdp2_on_two_cpu_processes(stage_corpus, tiny_export, run_train, tmp_path):
+    # generation and scoring go through the sharded root's forward; the reference is sharded on its own
+    result = run_train(
+        *GRPO,
+        *corpus_overrides(stage_corpus),
+        f"stage.init_from={tiny_export}",
+        "stage.max_steps=2",
+        "trainer=fsdp2",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.fsdp.mixed_precision=null",
+    )
+    assert "fully_shard: 2 ranks" in result.stdout + result.stderr
+    assert load_model(tmp_path / "runs/grpo/export").model.config.preset == "tiny"

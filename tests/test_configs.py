@@ -1,0 +1,117 @@
+"""Every config the README names composes and instantiates (big presets on the meta device)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from src.data.datamodule import DataConfig
+from src.models.factory import ModelSpec
+from src.models.omni import OmniModel
+from src.models.presets import get_preset
+from src.stages.runner import build_loggers, build_strategy, data_config, to_dict
+from tests.helpers import REPO
+
+CONFIGS = REPO / "configs"
+GROUPS = {
+    "stage": ["base", "sft", "grpo"],
+    "model": ["tiny", "humanomni_0.5b", "humanomni_7b"],
+    "data": ["synth", "dfew", "mafw", "emer"],
+    "trainer": ["cpu", "gpu", "ddp", "fsdp", "fsdp2"],
+    "logger": ["csv", "wandb", "none"],
+    "rewards": ["migr", "r1omni"],
+    "judge": ["keywords", "embedding", "hf", "openai"],
+}
+ROOTS = ["data.root=/data/X"]  # the real-data groups need their folder
+
+
+def test_every_group_option_is_listed_here():
+    for group, options in GROUPS.items():
+        assert sorted(p.stem for p in (CONFIGS / group).glob("*.yaml")) == sorted(options), group
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_yaml_opens_with_what_it_is_and_the_command(path: Path):
+    text = path.read_text()
+    assert text.startswith("#"), "first line must be a comment saying what this config is"
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert "python -m src." in header, "the header comment must show the command that uses this config"
+
+
+def test_every_combination_composes():
+    combos = 0
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        keys = ["stage", "model", "data", "trainer", "logger"]
+        for values in itertools.product(*(GROUPS[k] for k in keys)):
+            overrides = [f"{k}={v}" for k, v in zip(keys, values)]
+            if values[2] != "synth":
+                overrides += ROOTS
+            cfg = compose(config_name="train", overrides=overrides)
+            OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+            combos += 1
+    assert combos == 3 * 3 * 4 * 5 * 3
+
+
+@pytest.mark.parametrize("model", GROUPS["model"])
+def test_each_model_config_instantiates(model, tmp_path):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"model={model}"])
+    spec = ModelSpec(**to_dict(cfg.model))
+    with torch.device("meta"):
+        built = OmniModel(get_preset(spec.preset, **spec.overrides), video_token_id=1, audio_token_id=2)
+    total = sum(built.parameter_counts().values())
+    expected = {"tiny": (1e6, 5e6), "humanomni_0.5b": (1.3e9, 1.45e9), "humanomni_7b": (9.4e9, 9.8e9)}[model]
+    assert expected[0] < total < expected[1]
+
+
+@pytest.mark.parametrize("trainer", GROUPS["trainer"])
+def test_each_trainer_config_builds_its_strategy(trainer):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"trainer={trainer}"])
+    strategy = build_strategy(cfg)
+    expected = {
+        "cpu": "auto",
+        "gpu": "auto",
+        "ddp": "DDPStrategy",
+        "fsdp": "FSDPStrategy",
+        "fsdp2": "ModelParallelStrategy",
+    }
+    assert (strategy if isinstance(strategy, str) else type(strategy).__name__) == expected[trainer]
+    if trainer == "fsdp":
+        wrapped = (
+            {c.__name__ for c in strategy._fsdp_kwargs["auto_wrap_policy"]._module_classes}
+            if hasattr(strategy._fsdp_kwargs.get("auto_wrap_policy"), "_module_classes")
+            else None
+        )
+        assert strategy.kwargs.get("use_orig_params", True) is not None or wrapped
+
+
+@pytest.mark.parametrize("logger", GROUPS["logger"])
+def test_each_logger_config_builds(logger, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"logger={logger}", f"runs_dir={tmp_path}"])
+    names = [type(x).__name__ for x in build_loggers(cfg)]
+    assert names == {"csv": ["CSVLogger"], "wandb": ["WandbLogger", "CSVLogger"], "none": []}[logger]
+
+
+@pytest.mark.parametrize("data", GROUPS["data"])
+def test_each_data_config_maps_onto_the_data_module(data):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data={data}", *([] if data == "synth" else ROOTS)])
+    options = data_config(cfg, str(cfg.data.manifest))
+    assert isinstance(options, DataConfig) and options.dataset == data
+
+
+def test_a_misspelled_override_fails_at_once_naming_the_key():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        with pytest.raises(ConfigCompositionException, match="lrr"):
+            compose(config_name="train", overrides=["stage.optim.lrr=1e-3"])
+        with pytest.raises(ConfigCompositionException, match="modle"):
+            compose(config_name="train", overrides=["modle=tiny"])
