@@ -83,13 +83,10 @@ def test_each_trainer_config_builds_its_strategy(trainer):
         "fsdp2": "ModelParallelStrategy",
     }
     assert (strategy if isinstance(strategy, str) else type(strategy).__name__) == expected[trainer]
-    if trainer == "fsdp":
-        wrapped = (
-            {c.__name__ for c in strategy._fsdp_kwargs["auto_wrap_policy"]._module_classes}
-            if hasattr(strategy._fsdp_kwargs.get("auto_wrap_policy"), "_module_classes")
-            else None
-        )
-        assert strategy.kwargs.get("use_orig_params", True) is not None or wrapped
+    if trainer == "fsdp":  # every decoder / tower block is its own FSDP unit, and is checkpointed
+        wrapped = {c.__name__ for c in strategy.kwargs["auto_wrap_policy"]._module_classes}
+        assert wrapped == {"Qwen2DecoderLayer", "SiglipEncoderLayer", "WhisperEncoderLayer", "BertLayer"}
+        assert strategy._activation_checkpointing_kwargs
 
 
 @pytest.mark.parametrize("logger", GROUPS["logger"])

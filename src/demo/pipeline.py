@@ -37,6 +37,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
         f"data.manifest={manifest}",
         f"data.synth.n={n}",
         f"data.synth.seed={int(cfg.corpus.seed)}",
+        f"data.synth.variation={float(cfg.corpus.variation)}",
         f"data.cache_dir={corpus_root / '.cache'}",
     ]
     common = [*as_list(cfg.train), *data, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
@@ -45,7 +46,12 @@ def plan(cfg: DictConfig) -> list[Stage]:
     grpo_extra = as_list(cfg.shrunk.grpo) if shrink else []
 
     stages = [
-        Stage("corpus", manifest, lambda: _corpus(corpus_root, n, int(cfg.corpus.seed)), f"{n} clips"),
+        Stage(
+            "corpus",
+            corpus_root / "corpus.json",
+            lambda: _corpus(corpus_root, n=n, seed=int(cfg.corpus.seed), variation=float(cfg.corpus.variation)),
+            f"{n} clips",
+        ),
         train_stage("base", out / "base", [*as_list(cfg.base), *common]),
         build_stage(out / "migr", [*data, f"model_path={out / 'base' / 'export'}", *as_list(cfg.build)]),
     ]
@@ -96,10 +102,10 @@ def plan(cfg: DictConfig) -> list[Stage]:
     return stages
 
 
-def _corpus(root: Path, n: int, seed: int) -> None:
+def _corpus(root: Path, **options) -> None:
     from src.data.synth import ensure_corpus
 
-    ensure_corpus(root, n=n, seed=seed)
+    ensure_corpus(root, **options)
 
 
 def run_pipeline(cfg: DictConfig) -> str:

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.data.labels import labels_for
 from src.data.manifest import Sample, read_manifest, write_manifest
 from src.data.media import MediaLoader
+from src.data.sources import prepare_manifest
 from src.migr.importance import CONDITIONS, ClipImportance, ImportanceEstimator
 
 log = logging.getLogger(__name__)
@@ -124,11 +125,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.data.get("synth"):
-        from src.data.synth import ensure_corpus
-
-        ensure_corpus(Path(cfg.data.manifest).parent, n=int(cfg.data.synth.n), seed=int(cfg.data.synth.seed))
-    samples = read_manifest(cfg.data.manifest)
+    samples = read_manifest(prepare_manifest(cfg.data))
     dataset = samples[0].dataset
     splits = set(cfg.splits)
     samples = [s for s in samples if s.split in splits]

@@ -89,6 +89,8 @@ class OmniOutput:
     logits: Tensor | None
     num_target_tokens: int = 0
     past_key_values: object | None = None
+    video_features: Tensor | None = None  # [R_v, N_v, H] projected features of the rows with video
+    audio_features: Tensor | None = None  # [R_a, N_a, H] likewise for audio
 
 
 class OmniModel(nn.Module):
@@ -253,25 +255,36 @@ class OmniModel(nn.Module):
 
         ``towers`` (from :meth:`tower_features` on the same ``media``) skips the tower passes.
         """
+        return self.embed_with_media(input_ids, media, towers)[0]
+
+    def embed_with_media(
+        self, input_ids: Tensor, media: MediaInputs | None = None, towers: TowerFeatures | None = None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """:meth:`embed`, plus the projected video / audio features of the rows that have them.
+
+        Returns ``(embeds [B, L, H], video [R_v, N_v, H] | None, audio [R_a, N_a, H] | None)``, features in
+        the row order of the rows showing each modality (what was spliced in).
+        """
         embeds = self.llm.get_input_embeddings()(input_ids)
         media = media or MediaInputs()
         if towers is None:
             towers = self.tower_features(media)
+        video = audio = None
         if media.frames is not None:
             if media.gate_input_ids is None:
                 raise ValueError("video input needs gate_input_ids (the instruction tokens for the BERT gate)")
-            feats = self.project_video(towers.video_patches, media.gate_input_ids, media.gate_attention_mask)
-            feats = feats if media.video_index is None else feats[media.video_index]
-            embeds = self._splice(embeds, input_ids, self.video_token_id, feats, "video")
+            video = self.project_video(towers.video_patches, media.gate_input_ids, media.gate_attention_mask)
+            video = video if media.video_index is None else video[media.video_index]
+            embeds = self._splice(embeds, input_ids, self.video_token_id, video, "video")
         elif bool((input_ids == self.video_token_id).any()):
             raise ValueError("input_ids contain <video> placeholders but no frames were given")
         if media.mel is not None:
-            feats = self.project_audio(towers.audio_states)
-            feats = feats if media.audio_index is None else feats[media.audio_index]
-            embeds = self._splice(embeds, input_ids, self.audio_token_id, feats, "audio")
+            audio = self.project_audio(towers.audio_states)
+            audio = audio if media.audio_index is None else audio[media.audio_index]
+            embeds = self._splice(embeds, input_ids, self.audio_token_id, audio, "audio")
         elif bool((input_ids == self.audio_token_id).any()):
             raise ValueError("input_ids contain <audio> placeholders but no audio features were given")
-        return embeds
+        return embeds, video, audio
 
     # ---- language model ----------------------------------------------------------------------------------
     @property
@@ -300,8 +313,9 @@ class OmniModel(nn.Module):
         target tokens, and the vocabulary projection runs only at the positions that predict a target (no
         logits for prompt or media positions). Without labels, ``logits_to_keep`` follows HF (0 = all).
         """
+        video = audio = None
         if inputs_embeds is None:
-            inputs_embeds = self.embed(input_ids, media, towers)
+            inputs_embeds, video, audio = self.embed_with_media(input_ids, media, towers)
         if labels is None:
             out = self.llm(
                 inputs_embeds=inputs_embeds,
@@ -311,7 +325,13 @@ class OmniModel(nn.Module):
                 use_cache=use_cache,
                 logits_to_keep=logits_to_keep,
             )
-            return OmniOutput(loss=None, logits=out.logits, past_key_values=out.past_key_values)
+            return OmniOutput(
+                loss=None,
+                logits=out.logits,
+                past_key_values=out.past_key_values,
+                video_features=video,
+                audio_features=audio,
+            )
         hidden = self.causal_lm.model(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids
         ).last_hidden_state  # [B, L, H]
@@ -319,7 +339,13 @@ class OmniModel(nn.Module):
         keep = targets != IGNORE_INDEX  # position t predicts token t + 1
         logits = self.causal_lm.lm_head(hidden[:, :-1][keep])  # [N_target, V]
         loss = F.cross_entropy(logits.float(), targets[keep])
-        return OmniOutput(loss=loss, logits=logits, num_target_tokens=int(keep.sum()))
+        return OmniOutput(
+            loss=loss,
+            logits=logits,
+            num_target_tokens=int(keep.sum()),
+            video_features=video,
+            audio_features=audio,
+        )
 
     def token_counts(self) -> dict[str, int]:
         """LLM positions per modality for one clip (``{"video": ..., "audio": ...}``)."""

@@ -59,12 +59,21 @@ _REASONING = (
 
 
 def _training_text(extra_texts: Iterable[str]) -> list[str]:
+    from src.data.synth.text import vocabulary_text
+    from src.migr.fau import AU_PHRASES
+
     emotions = sorted(
         {form for labels in DATASET_LABELS.values() for label in labels for form in emotion_forms(label)}
     )
     lines = [_FACE, _VOICE, SYSTEM_PROMPT, *INSTRUCTIONS.values()]
     lines += [_REASONING.format(e=e) for e in emotions]
     lines += [build_prompt(text, has_video=True, has_audio=True) for text in INSTRUCTIONS.values()]
+    lines += vocabulary_text() + list(AU_PHRASES.values())
+    # Every label of every dataset, as answers write it, often enough to become one token.
+    labels = sorted({label for labels in DATASET_LABELS.values() for label in labels})
+    lines += [f"<answer>{label}</answer>" for label in labels] * 30 + [
+        f"{label}<|im_end|>" for label in labels
+    ] * 30
     lines += list(extra_texts)
     return lines
 

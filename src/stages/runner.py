@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataConfig, EmotionDataModule
+from src.data.sources import prepare_manifest
 from src.models.factory import ModelDescription, ModelSpec, describe
 from src.stages.checkpoint_io import SafeCheckpointIO
 from src.stages.export import ExportOnTrainEnd
@@ -86,10 +87,8 @@ def build_datamodule(
 ) -> EmotionDataModule:
     counts = description.token_counts
     model = description.config
-    if cfg.data.get("adapter") and not Path(cfg.data.manifest).exists():
-        from src.data.adapters import build_manifest
-
-        build_manifest(cfg.data.adapter.name, root=cfg.data.root, out=cfg.data.manifest, **_adapter_options(cfg))
+    if cfg.data.get("adapter"):
+        prepare_manifest(cfg.data)
     return EmotionDataModule(
         data_config(cfg, manifest or resolve_manifest(cfg)),
         tokenizer=description.tokenizer,
@@ -106,10 +105,6 @@ def build_datamodule(
     )
 
 
-def _adapter_options(cfg: DictConfig) -> dict[str, Any]:
-    return {"fold": cfg.data.fold} if "fold" in cfg.data else {}
-
-
 def build_module(cfg: DictConfig, init_from: str | None) -> L.LightningModule:
     module = cfg.stage.module
     if module == "sft":
@@ -122,6 +117,8 @@ def build_module(cfg: DictConfig, init_from: str | None) -> L.LightningModule:
             init_from=init_from,
             val_generate_batches=int(cfg.stage.val_generate_batches),
             val_max_new_tokens=int(cfg.stage.val_max_new_tokens),
+            aux_unimodal_weight=float(cfg.stage.get("aux_unimodal_weight", 0.0)),
+            aux_dataset=str(cfg.data.dataset),
             seed=int(cfg.seed),
             fsdp_mixed_precision=fsdp2_mixed_precision(cfg),
         )

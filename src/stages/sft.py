@@ -5,6 +5,12 @@ dropout in the data so the model answers from audio-only, visual-only or both: M
 that) and ``sft`` (target = the tagged explanation, modality-aligned after the MIGR build).
 
 Run it with ``python -m src.train stage=sft`` (or ``stage=base``); ``configs/stage/*.yaml`` hold the knobs.
+
+``aux_unimodal_weight`` (the ``base`` warm-up, where the towers start from scratch): a linear probe per modality
+on the mean of its projected features, trained with the label, is added to the loss. Multimodal networks learn
+the easier modality first and leave the other under-trained (the "greedy learner" / modality competition
+problem); on the synthetic corpus the visual path otherwise never leaves chance, and Modality Importance needs
+both single-modality predictions. The probes live in this module, not in the exported model.
 Validation reports the loss and, on a few batches, greedy generation + parsed-answer accuracy.
 """
 
@@ -18,6 +24,7 @@ import torch
 from typing_extensions import override
 
 from src.data.collate import Batch
+from src.data.labels import labels_for
 from src.models.factory import ModelSpec, instantiate
 from src.models.generation import generate
 from src.stages.common import (
@@ -52,6 +59,8 @@ class SFTModule(L.LightningModule):
         init_from: str | None = None,
         val_generate_batches: int = 1,
         val_max_new_tokens: int = 96,
+        aux_unimodal_weight: float = 0.0,
+        aux_dataset: str | None = None,
         seed: int = 0,
         fsdp_mixed_precision: str | None = None,
     ) -> None:
@@ -60,6 +69,7 @@ class SFTModule(L.LightningModule):
         self.model = None
         self.tokenizer = None
         self.gate_tokenizer = None
+        self.aux_heads: torch.nn.ModuleDict | None = None
         self._batch_started: float | None = None
 
     @override
@@ -68,12 +78,18 @@ class SFTModule(L.LightningModule):
             return
         loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
         self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
+        if self.hparams.aux_unimodal_weight > 0:
+            if not self.hparams.aux_dataset:
+                raise ValueError("stage.aux_unimodal_weight > 0 needs the dataset's label set (aux_dataset)")
+            hidden, classes = self.model.config.hidden_size, len(labels_for(self.hparams.aux_dataset))
+            self.aux_heads = torch.nn.ModuleDict({m: torch.nn.Linear(hidden, classes) for m in ("video", "audio")})
         if self.device_mesh is not None:  # ModelParallelStrategy (FSDP2)
             shard_fsdp2(self.model, self.device_mesh, mixed_precision=self.hparams.fsdp_mixed_precision)
 
     @override
     def configure_optimizers(self):
-        optimizer = build_optimizer(trainable_parameters(self.model), self.hparams.optim)
+        params = trainable_parameters(self.model) + (list(self.aux_heads.parameters()) if self.aux_heads else [])
+        optimizer = build_optimizer(params, self.hparams.optim)
         scheduler = warmup_cosine(
             optimizer,
             total_steps=planned_optimizer_steps(self.trainer),
@@ -92,7 +108,26 @@ class SFTModule(L.LightningModule):
         size = len(batch)
         self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
         self.log("train/target_tokens", float(out.num_target_tokens), batch_size=size, reduce_fx="sum")
-        return out.loss
+        if self.aux_heads is None:
+            return out.loss
+        aux = self.unimodal_probe_loss(batch, out)
+        self.log("train/aux_unimodal_loss", aux, batch_size=size)
+        return out.loss + self.hparams.aux_unimodal_weight * aux
+
+    def unimodal_probe_loss(self, batch: Batch, out) -> torch.Tensor:
+        """Cross-entropy of a linear probe per modality on its mean projected feature (see the docstring)."""
+        labels = labels_for(self.hparams.aux_dataset)
+        targets = torch.tensor([labels.index(m["label"]) for m in batch.meta], device=batch.input_ids.device)
+        has = {
+            "video": (batch.input_ids == self.model.video_token_id).any(dim=1),
+            "audio": (batch.input_ids == self.model.audio_token_id).any(dim=1),
+        }
+        loss = out.loss.new_zeros(())
+        for name, features in (("video", out.video_features), ("audio", out.audio_features)):
+            if features is not None:
+                logits = self.aux_heads[name](features.mean(dim=1).float())
+                loss = loss + torch.nn.functional.cross_entropy(logits, targets[has[name]])
+        return loss
 
     @override
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:

@@ -167,3 +167,19 @@ def describe(modality: str, emotion: str, strength: str, rng: np.random.Generato
 def think(label: str, dominant: str, rng: np.random.Generator) -> str:
     """The reasoning sentence: the label emotion and the modality that carries it."""
     return _pick(THINK[dominant], rng).format(adjective=_pick(ADJECTIVES[label], rng), noun=NOUNS[label])
+
+
+def vocabulary_text() -> list[str]:
+    """Every sentence the generator can write (think templates filled for every label): the tiny tokenizer's
+    training text, so the words of the corpus become whole tokens."""
+    lines = [
+        text
+        for table in (VISUAL_STRONG, VISUAL_FAINT, AUDIO_STRONG, AUDIO_FAINT)
+        for group in table.values()
+        for text in group
+    ]
+    for templates in THINK.values():
+        for label, adjectives in ADJECTIVES.items():
+            for template in templates:
+                lines.extend(template.format(adjective=adjective, noun=NOUNS[label]) for adjective in adjectives)
+    return lines

@@ -1,0 +1,24 @@
+"""Evaluate a model: ``python -m src.evaluate [overrides]`` (see ``configs/evaluate.yaml``).
+
+Composes the config with Hydra and hands it to :func:`src.evaluation.runner.run_evaluation`, which generates
+(resumably), judges, scores and writes ``metrics.json``, ``predictions.jsonl``, ``report.md`` and the plots.
+With no arguments it evaluates the latest exported model under ``$MIGR_RUNS`` (``runs``) on the synthetic test
+split.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from src.evaluation.runner import run_evaluation
+
+
+@hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    result = run_evaluation(cfg)
+    print(f"evaluation written to {result.output_dir} (report.md, metrics.json, predictions.jsonl, plots)")
+
+
+if __name__ == "__main__":
+    main()

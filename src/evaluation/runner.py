@@ -1,0 +1,331 @@
+"""One evaluation, from a composed ``configs/evaluate.yaml`` to every artefact on disk (and W&B).
+
+Phases, each resumable:
+
+1. **select** the manifest split (``limit`` first samples), check it is not empty and holds one dataset;
+2. **generate** the samples missing from ``predictions.jsonl`` (appended batch by batch; the model is only
+   loaded when something is missing);
+3. **judge** the explanations not yet judged by the configured judge (chunk by chunk, persisted after each);
+4. **score and write**: ``metrics.json``, ``attention.json``, ``report.md``, ``confusion.png``, ``recall.png``,
+   ``attention.png``; log to W&B when ``logger=wandb``.
+
+A changed judge re-judges without regenerating; changed generation settings are refused (see
+:mod:`src.evaluation.folders`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from src.analysis.attention import resolve_layer
+from src.analysis.plots import plot_attention, plot_confusion, plot_recall, save_figure
+from src.data.labels import labels_for
+from src.data.manifest import Sample, read_manifest
+from src.data.media import MediaLoader
+from src.evaluation.concurrent import reference_correct_ids
+from src.evaluation.figures import attention_summary, compute_figures, flat_figures
+from src.evaluation.folders import (
+    check_run_settings,
+    find_model,
+    model_name,
+    output_folder,
+    weight_files,
+)
+from src.evaluation.judging import EXPLANATION_MODES, judge_records
+from src.evaluation.predict import GenerationSettings, PredictStats, predict
+from src.evaluation.predictions import PREDICTIONS_NAME, EvaluationError, PredictionRecord, PredictionStore
+from src.evaluation.report import render_report
+from src.evaluation.tracking import log_to_wandb
+from src.judges.factory import build_judge
+from src.models.checkpoint import load_model, read_config
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OUTPUT_FILES = ("metrics.json", "attention.json", "report.md", "confusion.png", "recall.png", "attention.png")
+
+
+@dataclass
+class EvaluationResult:
+    """Where an evaluation wrote its outputs, its figures, and what this run did."""
+
+    output_dir: Path
+    figures: dict[str, Any]
+    generated: int
+    resumed: int
+    judged: int
+    skipped: int
+
+
+def run_evaluation(cfg: DictConfig) -> EvaluationResult:
+    """Run the evaluation ``cfg`` describes (see the module docstring); returns where the outputs are."""
+    check_config(cfg)
+    manifest = prepare_manifest(cfg)
+    samples = select_samples(read_manifest(manifest), manifest=manifest, split=cfg.split, limit=cfg.limit)
+    labels = labels_for(samples[0].dataset)
+    model_dir = find_model(cfg.model_path, runs_dir=cfg.runs_dir, search=list(cfg.model_search))
+    settings = generation_settings(cfg, model_dir)
+    searched = f" (model_path=auto: first of {', '.join(cfg.model_search)} under {cfg.runs_dir})"
+    log.info(
+        "evaluating %s%s on %s split %s (%d samples)",
+        model_dir,
+        searched if cfg.model_path == "auto" else "",
+        manifest,
+        cfg.split,
+        len(samples),
+    )
+    out = output_folder(
+        cfg.output_dir, runs_dir=cfg.runs_dir, model_dir=model_dir, dataset=samples[0].dataset, split=cfg.split
+    )
+    if cfg.overwrite:
+        for name in (PREDICTIONS_NAME, *OUTPUT_FILES):
+            (out / name).unlink(missing_ok=True)
+    resuming = check_run_settings(out, run_settings(cfg, settings, model_dir, manifest), overwrite=cfg.overwrite)
+    judge = build_judge(cfg.judge)  # before generating: a judge misconfiguration fails in seconds
+    store = PredictionStore(out / PREDICTIONS_NAME)
+
+    stats = generate_phase(cfg, store, samples, model_dir, settings, resuming=resuming)
+    stored = {record.id: record for record in store.load().records}
+    selected = [stored[sample.id] for sample in samples if sample.id in stored]
+    if len(stored) > len(selected):
+        log.info(
+            "%d stored predictions lie outside this selection (split/limit): not scored",
+            len(stored) - len(selected),
+        )
+
+    def persist(current: list[PredictionRecord]) -> None:  # every judged chunk reaches the disk at once
+        stored.update({record.id: record for record in current})
+        store.rewrite(stored.values())
+
+    selected, judge_stats = judge_records(
+        selected, judge, labels, mode=cfg.explanation_mode, chunk_size=int(cfg.judge_batch_size), on_chunk=persist
+    )
+    figures, attention, images = write_outputs(cfg, out, selected, labels, model_dir, manifest, stats, settings)
+    headline = flat_figures(figures)
+    log.info(
+        "wrote %s: %s (%d generated now, %d resumed, %d judged, %d skipped)",
+        out,
+        ", ".join(f"{key.upper()} {100 * headline[key]:.2f}" for key in ("war", "uar", "epc") if key in headline),
+        stats.generated,
+        len(selected) - stats.generated,
+        judge_stats.judged,
+        len(stats.skipped),
+    )
+    log_to_wandb(
+        OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else {},
+        output_dir=out,
+        run_name=f"eval-{model_name(model_dir)}-{cfg.split}",
+        config=OmegaConf.to_container(cfg, resolve=True),
+        flat=headline,
+        figures=figures,
+        attention=attention,
+        records=selected,
+        images=images,
+    )
+    return EvaluationResult(
+        output_dir=out,
+        figures=figures,
+        generated=stats.generated,
+        resumed=len(selected) - stats.generated,
+        judged=judge_stats.judged,
+        skipped=len(stats.skipped),
+    )
+
+
+def generate_phase(
+    cfg: DictConfig,
+    store: PredictionStore,
+    samples: list[Sample],
+    model_dir: Path,
+    settings: GenerationSettings,
+    *,
+    resuming: bool,
+) -> PredictStats:
+    """Generate the samples ``predictions.jsonl`` lacks (the model is loaded only if there are any)."""
+    found = store.load()
+    if found.torn_lines:
+        log.warning("%s: cut off %d line torn by an interrupted run", store.path, found.torn_lines)
+    done = {record.id for record in found.records}
+    pending = [sample for sample in samples if sample.id not in done]
+    if resuming:
+        log.info(
+            "resuming %s: %d of %d samples already generated",
+            store.path.parent,
+            len(samples) - len(pending),
+            len(samples),
+        )
+    if not pending:
+        return PredictStats()
+    stats = generate_missing(cfg, model_dir, pending, settings, store)
+    if stats.skipped:
+        listed = ", ".join(record.sample_id for record in stats.skipped)
+        log.warning("%d clips skipped (on_error=skip): %s", len(stats.skipped), listed)
+    return stats
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Settings that would otherwise only fail after generating (judging, the error policy)."""
+    if cfg.explanation_mode not in EXPLANATION_MODES:
+        raise EvaluationError(
+            f"explanation_mode={cfg.explanation_mode!r} must be one of {', '.join(EXPLANATION_MODES)}"
+        )
+    if int(cfg.judge_batch_size) < 1:
+        raise EvaluationError(f"judge_batch_size={cfg.judge_batch_size} must be at least 1")
+    if cfg.on_error not in ("raise", "skip"):
+        raise EvaluationError(f"on_error={cfg.on_error!r} must be 'raise' or 'skip'")
+
+
+def generation_settings(cfg: DictConfig, model_dir: Path) -> GenerationSettings:
+    """The ``GenerationSettings`` of an evaluate config, with the attention layer resolved for the model
+    (read from its ``config.json``, so resuming needs no model load)."""
+    layer = resolve_layer(cfg.attention.layer, llm_layers(model_dir)) if cfg.attention.enabled else None
+    return GenerationSettings(
+        task=cfg.task,
+        max_new_tokens=int(cfg.max_new_tokens),
+        temperature=float(cfg.temperature),
+        top_p=float(cfg.top_p),
+        top_k=int(cfg.top_k),
+        seed=int(cfg.seed),
+        batch_size=int(cfg.batch_size),
+        num_workers=int(cfg.data.get("num_workers", 0)),
+        attention=bool(cfg.attention.enabled),
+        attention_layer=layer,
+        attention_bins=int(cfg.attention.bins),
+        mi_key=cfg.mi_key,
+    )
+
+
+def llm_layers(model_dir: Path) -> int:
+    """Number of LLM layers of a model folder, from its ``config.json`` (our exports or HumanOmni's)."""
+    config = read_config(model_dir)
+    llm = config["omni"]["llm"] if "omni" in config else config
+    if "num_hidden_layers" not in llm:
+        raise EvaluationError(f"{model_dir}/config.json: no num_hidden_layers; cannot place attention.layer")
+    return int(llm["num_hidden_layers"])
+
+
+def prepare_manifest(cfg: DictConfig) -> Path:
+    """The manifest path, building the synthetic corpus or running the dataset adapter on first use."""
+    from src.data.sources import prepare_manifest as prepare
+
+    return prepare(cfg.data)
+
+
+def select_samples(samples: list[Sample], *, manifest: Path, split: str, limit: int | None) -> list[Sample]:
+    """The samples of ``split`` (the first ``limit`` of them); an empty selection or mixed datasets are errors."""
+    chosen = [sample for sample in samples if sample.split == split]
+    if not chosen:
+        found = sorted({sample.split for sample in samples})
+        raise EvaluationError(f"{manifest}: no samples with split {split!r} (split=...); splits present: {found}")
+    if limit is not None:
+        if int(limit) < 1:
+            raise EvaluationError(f"limit={limit} must be a positive number of samples or null")
+        chosen = chosen[: int(limit)]
+    datasets = sorted({sample.dataset for sample in chosen})
+    if len(datasets) > 1:
+        raise EvaluationError(
+            f"{manifest}: split {split!r} mixes datasets {datasets}; metrics need one label set, evaluate each "
+            "dataset from its own manifest"
+        )
+    return chosen
+
+
+def run_settings(cfg: DictConfig, settings: GenerationSettings, model_dir: Path, manifest: Path) -> dict[str, Any]:
+    """What decides a completion (stored in ``run.json``; see :mod:`src.evaluation.folders`)."""
+    decisive = asdict(settings)
+    for key in ("batch_size", "num_workers"):  # prompts are padded alike: these change speed, not outputs
+        decisive.pop(key)
+    return {
+        "model": str(model_dir.resolve()),
+        "weights": weight_files(model_dir) if model_dir.is_dir() else {},
+        "manifest": str(manifest.resolve()),
+        "split": cfg.split,
+        "dtype": cfg.dtype,
+        **decisive,
+    }
+
+
+def generate_missing(
+    cfg: DictConfig, model_dir: Path, pending: list[Sample], settings: GenerationSettings, store: PredictionStore
+) -> PredictStats:
+    """Load the model and generate ``pending`` into ``store``."""
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = None if cfg.dtype is None else DTYPES.get(cfg.dtype)
+    if cfg.dtype is not None and dtype is None:
+        raise EvaluationError(f"dtype={cfg.dtype!r} must be one of {', '.join(DTYPES)} or null (as stored)")
+    loaded = load_model(model_dir, device=device, dtype=dtype)
+    preset = loaded.model.config
+    loader = MediaLoader(
+        image_size=preset.image_size,
+        num_frames=preset.num_frames,
+        audio_seconds=preset.audio_seconds,
+        n_mels=preset.n_mels,
+        sample_rate=preset.sample_rate,
+        cache_dir=cfg.data.get("cache_dir"),
+        on_error=cfg.on_error,
+        short_clip=cfg.data.get("short_clip", "repeat"),
+    )
+    return predict(loaded, pending, loader, settings, on_batch=store.append, progress=bool(cfg.progress_bar))
+
+
+def write_outputs(
+    cfg: DictConfig,
+    out: Path,
+    records: list[PredictionRecord],
+    labels: tuple[str, ...],
+    model_dir: Path,
+    manifest: Path,
+    stats: PredictStats,
+    settings: GenerationSettings,
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Path]]:
+    """``metrics.json``, ``attention.json``, plots and ``report.md``.
+
+    Returns the figures, the attention summary (None without curves) and the plots by W&B key.
+    """
+    summary = None
+    if settings.attention and settings.attention_layer is not None:
+        summary = attention_summary(records, layer=settings.attention_layer, bins=settings.attention_bins)
+    attention = summary.to_dict() if summary is not None else None
+    reference = reference_correct_ids(cfg.concurrent.reference_predictions)
+    figures = compute_figures(
+        records, labels, focus=list(cfg.concurrent.focus), reference_correct=reference, attention=summary
+    )
+    run = {
+        "model": str(model_dir),
+        "manifest": str(manifest),
+        "split": cfg.split,
+        "task": cfg.task,
+        "temperature": cfg.temperature,
+        "max_new_tokens": cfg.max_new_tokens,
+        "judge": records[0].judge.split("|")[0] if records and records[0].judge else None,
+        "explanation_mode": cfg.explanation_mode,
+        "concurrent_focus": list(cfg.concurrent.focus),
+        "reference_predictions": cfg.concurrent.reference_predictions,
+        "generated_now": stats.generated,
+        "skipped": [asdict(record) for record in stats.skipped],
+    }
+    figures = {**figures, "num_skipped": len(stats.skipped), "run": run}
+    (out / "metrics.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    confusion, recognition = figures["confusion"], figures["recognition"]
+    images = {
+        "confusion": save_figure(
+            plot_confusion(confusion["counts"], confusion["rows"], confusion["columns"]), out / "confusion.png"
+        ),
+        "recall_plot": save_figure(
+            plot_recall(recognition["recall"], war=recognition["war"], uar=recognition["uar"]), out / "recall.png"
+        ),
+    }
+    if attention is not None:
+        (out / "attention.json").write_text(json.dumps(attention, indent=1) + "\n", encoding="utf-8")
+        images["attention"] = save_figure(
+            plot_attention({model_name(model_dir): attention}), out / "attention.png"
+        )
+    (out / "report.md").write_text(render_report(figures, run, name=model_name(model_dir)), encoding="utf-8")
+    return figures, attention, images
