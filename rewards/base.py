@@ -24,7 +24,7 @@ Example: a reward that pays 1.0 for completions shorter than ``max_chars`` chara
     ...        dataset=["dfew", "dfew"])
     [0.0, 1.0]
 
-To make it available by name, declare it in the ``migr.rewards`` entry-point group (``docs/adding-a-reward.md``).
+To make it available by name, declare it in the ``migr.rewards`` entry-point group (README, "Adding a reward").
 
 Besides the contract, this module holds the few steps every built-in reward shares (target label lookup,
 reading segment sentences, reporting counts), so each reward file reads as its equation.

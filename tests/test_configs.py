@@ -112,3 +112,15 @@ def test_a_misspelled_override_fails_at_once_naming_the_key():
             compose(config_name="train", overrides=["stage.optim.lrr=1e-3"])
         with pytest.raises(ConfigCompositionException, match="modle"):
             compose(config_name="train", overrides=["modle=tiny"])
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
+def test_each_experiment_overlay_composes_with_the_big_preset_and_fsdp(experiment):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[f"experiment={experiment}", "model=humanomni_7b", "trainer=fsdp", "data=emer", *ROOTS],
+        )
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["stage"]["name"] == experiment.removeprefix("paper_")
+    assert resolved["trainer"]["devices"] == 8

@@ -38,6 +38,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
         f"data.synth.n={n}",
         f"data.synth.seed={int(cfg.corpus.seed)}",
         f"data.synth.variation={float(cfg.corpus.variation)}",
+        f"data.synth.phrasings={cfg.corpus.phrasings if cfg.corpus.phrasings is not None else 'null'}",
         f"data.cache_dir={corpus_root / '.cache'}",
     ]
     common = [*as_list(cfg.train), *data, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
@@ -49,7 +50,13 @@ def plan(cfg: DictConfig) -> list[Stage]:
         Stage(
             "corpus",
             corpus_root / "corpus.json",
-            lambda: _corpus(corpus_root, n=n, seed=int(cfg.corpus.seed), variation=float(cfg.corpus.variation)),
+            lambda: _corpus(
+                corpus_root,
+                n=n,
+                seed=int(cfg.corpus.seed),
+                variation=float(cfg.corpus.variation),
+                phrasings=cfg.corpus.phrasings,
+            ),
             f"{n} clips",
         ),
         train_stage("base", out / "base", [*as_list(cfg.base), *common]),

@@ -34,8 +34,12 @@ class Stage:
 
 
 def _compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` as its own command would (inside or outside a Hydra app)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # running under `python -m src.pipeline`: same config dir
+        return compose(config_name=config_name, overrides=overrides)
     configs = Path(__file__).resolve().parents[2] / "configs"
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides)

@@ -117,6 +117,9 @@ class GRPOModule(L.LightningModule):
         self.gate_tokenizer = None
         self._reference: list[torch.nn.Module] = []  # kept out of state_dict: rebuilt from init_from on resume
         self.reward_set = RewardSet.from_config(rewards, judge=build_judge(judge))
+        # The run config records which package (and version) provided each reward: checkpoints and loggers'
+        # hparams.yaml carry it.
+        self.hparams["reward_provenance"] = self.reward_set.provenance
         self.samples_file = Path(samples_file) if samples_file else None
 
     @classmethod

@@ -94,6 +94,20 @@ def test_one_step_changes_trained_parameters_only_and_shares_one_encoder_pass(st
     assert load_model(tmp_path / "grpo/export").model.config.preset == "tiny"
 
 
+def test_the_run_records_which_package_provided_each_reward(stage_corpus, tiny_export, tmp_path):
+    cfg = compose_train(
+        *GRPO, *corpus_overrides(stage_corpus), f"stage.init_from={tiny_export}", f"runs_dir={tmp_path}"
+    )
+    module = build_module(cfg, cfg.stage.init_from)
+    provenance = module.hparams["reward_provenance"]
+    assert set(provenance) == {"modality_order", "modality_grounding", "answer"}
+    assert (
+        provenance["answer"]["package"] == "migr"
+        and provenance["answer"]["object"] == "rewards.answer:AnswerReward"
+    )
+    assert provenance["answer"]["weight"] == 1.0
+
+
 def test_lora_policy_uses_the_disabled_adapter_as_reference(stage_corpus, tiny_export, tmp_path):
     cfg = compose_train(
         *GRPO,
@@ -169,3 +183,20 @@ def test_grpo_steps_under_fsdp2_on_two_cpu_processes(stage_corpus, tiny_export, 
     )
     assert "fully_shard: 2 ranks" in result.stdout + result.stderr
     assert load_model(tmp_path / "runs/grpo/export").model.config.preset == "tiny"
+
+
+def test_the_cli_rejects_a_misspelled_reward_within_seconds(run_train):
+    import time
+
+    started = time.perf_counter()
+    result = run_train(
+        "stage=grpo",
+        "rewards=r1omni",
+        "~rewards.functions.answer",
+        "+rewards.functions.anwser.weight=1",
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    assert result.returncode != 0
+    assert "Unknown reward 'anwser'. Did you mean 'answer'?" in result.stderr
+    assert elapsed < 5.0, f"took {elapsed:.1f} s"

@@ -25,12 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=112, help="frame side in pixels (even)")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0, help="clip length")
+    parser.add_argument("--variation", type=float, default=0.3, help="skin/background colour spread, 0..1")
+    parser.add_argument("--phrasings", type=int, default=None, help="wordings per cue (default: all templates)")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     parser.add_argument("--force", action="store_true", help="regenerate even when an identical corpus exists")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    options = {"size": args.size, "fps": args.fps, "seconds": args.seconds}
+    options = {
+        "size": args.size,
+        "fps": args.fps,
+        "seconds": args.seconds,
+        "variation": args.variation,
+        "phrasings": args.phrasings,
+    }
     config = SynthConfig(n=args.n, seed=args.seed, **options)
     if args.force and (out / INFO_NAME).is_file():
         shutil.rmtree(out)

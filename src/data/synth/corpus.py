@@ -60,9 +60,9 @@ def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
     write_au_csv(au_csv, aus, fps=config.fps, rng=csv_rng)
 
     reasoning = Reasoning(
-        visual=text.describe("visual", visual_emotion, visual_strength, text_rng),
-        audio=text.describe("audio", audio_emotion, audio_strength, text_rng),
-        think=text.think(plan.label, plan.dominant, text_rng),
+        visual=text.describe("visual", visual_emotion, visual_strength, text_rng, config.phrasings),
+        audio=text.describe("audio", audio_emotion, audio_strength, text_rng, config.phrasings),
+        think=text.think(plan.label, plan.dominant, text_rng, config.phrasings),
     )
     misleading = plan.misleading_emotion
     return Sample(

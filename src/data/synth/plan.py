@@ -37,10 +37,13 @@ class SynthConfig:
     faint: tuple[float, float] = (0.25, 0.4)  # intensity range of a weak or misleading display
     variation: float = 0.3  # spread of skin tone and background colours (identity nuisance), 0..1; 0.3 keeps
     # the expression the strongest visual signal, so a tiny vision tower trained from scratch can learn it
+    phrasings: int | None = None  # template variants per cue drawn from (None: all); 1 = one wording per cue
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError(f"n must be at least 1; got {self.n}")
+        if self.phrasings is not None and self.phrasings < 1:
+            raise ValueError(f"phrasings must be >= 1 or None; got {self.phrasings}")
         if not 0.0 <= self.variation <= 1.0:
             raise ValueError(f"variation must be within [0, 1]; got {self.variation}")
         if self.size % 2:

@@ -148,25 +148,31 @@ THINK: dict[str, tuple[str, ...]] = {
 }
 
 
-def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
-    return options[int(rng.integers(len(options)))]
+def _pick(options: tuple[str, ...], rng: np.random.Generator, phrasings: int | None = None) -> str:
+    """One of the first ``phrasings`` options (all when None), drawn with ``rng``."""
+    pool = options if phrasings is None else options[: max(1, phrasings)]
+    return pool[int(rng.integers(len(pool)))]
 
 
-def describe(modality: str, emotion: str, strength: str, rng: np.random.Generator) -> str:
-    """One sentence about the ``modality`` ("visual"/"audio") cue showing ``emotion``.
+def describe(
+    modality: str, emotion: str, strength: str, rng: np.random.Generator, phrasings: int | None = None
+) -> str:
+    """One sentence about the ``modality`` ("visual"/"audio") cue showing ``emotion`` (``phrasings``: how many of
+    the template variants to draw from; None = all).
 
     ``strength`` is "strong" (a full display), "faint" (a weak display of a non-neutral emotion) or "neutral"
     (no emotion shown: described as calm/neutral).
     """
     strong, faint = (VISUAL_STRONG, VISUAL_FAINT) if modality == "visual" else (AUDIO_STRONG, AUDIO_FAINT)
     if strength == "neutral" or emotion == "neutral":
-        return _pick(strong["neutral"], rng)
-    return _pick(strong[emotion] if strength == "strong" else faint[emotion], rng)
+        return _pick(strong["neutral"], rng, phrasings)
+    return _pick(strong[emotion] if strength == "strong" else faint[emotion], rng, phrasings)
 
 
-def think(label: str, dominant: str, rng: np.random.Generator) -> str:
+def think(label: str, dominant: str, rng: np.random.Generator, phrasings: int | None = None) -> str:
     """The reasoning sentence: the label emotion and the modality that carries it."""
-    return _pick(THINK[dominant], rng).format(adjective=_pick(ADJECTIVES[label], rng), noun=NOUNS[label])
+    template = _pick(THINK[dominant], rng, phrasings)
+    return template.format(adjective=_pick(ADJECTIVES[label], rng, phrasings), noun=NOUNS[label])
 
 
 def vocabulary_text() -> list[str]:
