@@ -32,7 +32,15 @@ STAGES = [
 
 
 def _pipeline(tmp_path: Path) -> list[str]:
-    return [sys.executable, "-m", "src.pipeline", "shrink=true", f"out_dir={tmp_path / 'demo'}"]
+    # the MIGR SFT gets 8 steps (not the shrunken 2) so that the kill lands well before its end
+    return [
+        sys.executable,
+        "-m",
+        "src.pipeline",
+        "shrink=true",
+        f"out_dir={tmp_path / 'demo'}",
+        "shrunk.sft=['stage.max_steps=8']",
+    ]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -42,16 +50,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path):
     demo = tmp_path / "demo"
-    # 1. start the demo and SIGKILL it while the MIGR arm's SFT is training
+    # 1. start the demo and SIGKILL it as soon as the MIGR arm's SFT has written its first checkpoint
     process = subprocess.Popen(
         _pipeline(tmp_path), cwd=REPO, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 600
-    while not (demo / "migr_sft" / "checkpoints").exists():
+    while not (demo / "migr_sft" / "checkpoints" / "last.ckpt").exists():
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline, "the demo never reached the MIGR SFT stage"
-        time.sleep(0.2)
-    time.sleep(1.0)
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert (demo / "base" / "export" / "config.json").exists()
@@ -67,6 +74,7 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
     log = result.stdout + result.stderr
     for stage in ("corpus", "base", "migr_build"):
         assert f"stage {stage}: already done" in log
+    assert "migr_sft: resuming from" in log
     timings = json.loads((demo / "timings.json").read_text())
     assert list(timings) == STAGES
     assert {k: timings[k] for k in finished_before} == finished_before  # not run again

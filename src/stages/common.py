@@ -29,8 +29,14 @@ def block_classes(model: nn.Module) -> set[type[nn.Module]]:
     return {type(m) for m in model.modules() if type(m).__name__ in SHARDED_BLOCKS}
 
 
-def shard_fsdp2(model: OmniModel, device_mesh: Any, *, mixed_precision: str | None = None) -> None:
-    """FSDP2 ``fully_shard`` each transformer block, then the root (Lightning's ``ModelParallelStrategy``)."""
+def shard_fsdp2(
+    model: OmniModel, device_mesh: Any, *, mixed_precision: str | None = None, extra: Iterable[nn.Module] = ()
+) -> None:
+    """FSDP2 ``fully_shard`` each transformer block, then the root (Lightning's ``ModelParallelStrategy``).
+
+    ``extra`` are trained modules outside the model (e.g. the base stage's probe heads), each called through its
+    own ``forward``: they are sharded too, so that every gradient is a DTensor when Lightning clips the norm.
+    """
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = device_mesh["data_parallel"] if "data_parallel" in (device_mesh.mesh_dim_names or ()) else device_mesh
@@ -45,7 +51,10 @@ def shard_fsdp2(model: OmniModel, device_mesh: Any, *, mixed_precision: str | No
             fully_shard(module, **kwargs)
             wrapped += 1
     fully_shard(model, **kwargs)
-    log.info("fully_shard: %d ranks, %d blocks + root", mesh.size(), wrapped)
+    extra = list(extra)
+    for module in extra:
+        fully_shard(module, **kwargs)
+    log.info("fully_shard: %d ranks, %d blocks + root + %d extra", mesh.size(), wrapped, len(extra))
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -84,7 +84,10 @@ class SFTModule(L.LightningModule):
             hidden, classes = self.model.config.hidden_size, len(labels_for(self.hparams.aux_dataset))
             self.aux_heads = torch.nn.ModuleDict({m: torch.nn.Linear(hidden, classes) for m in ("video", "audio")})
         if self.device_mesh is not None:  # ModelParallelStrategy (FSDP2)
-            shard_fsdp2(self.model, self.device_mesh, mixed_precision=self.hparams.fsdp_mixed_precision)
+            heads = list(self.aux_heads.values()) if self.aux_heads is not None else []
+            shard_fsdp2(
+                self.model, self.device_mesh, mixed_precision=self.hparams.fsdp_mixed_precision, extra=heads
+            )
 
     @override
     def configure_optimizers(self):

@@ -20,17 +20,18 @@ from tests.helpers import compose_train, corpus_overrides
 def learning_corpus(tmp_path_factory):
     from src.data.synth import ensure_corpus
 
-    return ensure_corpus(tmp_path_factory.mktemp("learn") / "corpus", n=210, seed=1)
+    # 126 held-out clips: enough that one run's noise stays far from the bars below
+    return ensure_corpus(tmp_path_factory.mktemp("learn") / "corpus", n=420, seed=1)
 
 
 @pytest.mark.slow
 def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learning_corpus, tmp_path):
-    # the base stage's SFT (label targets, modality dropout, unimodal probes): 300 steps of batch 16
+    # the base stage SFT (label targets, modality dropout, unimodal probes): 400 steps of batch 16
     cfg = compose_train(
         "stage=base",
         *corpus_overrides(learning_corpus),
         f"runs_dir={tmp_path}",
-        "stage.max_steps=300",
+        "stage.max_steps=400",
         "stage.max_epochs=100",
         "logger=none",
         "trainer.limit_val_batches=0",
@@ -45,8 +46,10 @@ def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learning_corpus, 
     truth = torch.tensor([labels.index(s.label) for s in held_out])
     accuracy = (logprobs.argmax(-1) == truth[:, None]).float().mean(0)  # audio, visual, audio-visual
     chance = 1 / len(labels)
+    print(f"held-out accuracy audio / visual / audio-visual: {accuracy.tolist()} (chance {chance:.3f})")
+    # measured here over training seeds 0-2: audio 0.55-0.59, visual 0.35-0.44, audio-visual 0.60-0.66
     assert accuracy[2] > 3 * chance, accuracy  # audio-visual answers: far above chance (0.143)
-    assert accuracy[0] > 2 * chance and accuracy[1] > 1.5 * chance, accuracy  # and from each modality alone
+    assert accuracy[0] > 2.5 * chance and accuracy[1] > 1.5 * chance, accuracy  # and from each modality alone
 
 
 @pytest.mark.slow
