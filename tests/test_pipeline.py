@@ -101,3 +101,5 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
         assert f"| {title} |" in table, title
     assert "| attention drift" in table and "Modality Importance" in table and "Time per stage" in table
     assert table in result.stdout
+    assert "migr_sft " in table and "*" in table.split("Time per stage")[1]  # the resumed stage is marked
+    assert json.loads((demo / "resumed.json").read_text()) == ["migr_sft"]

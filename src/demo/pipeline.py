@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from src.demo.stages import Stage, as_list, build_stage, evaluate_stage, run_all, train_stage
+from src.demo.stages import Stage, as_list, build_stage, evaluate_stage, resumed_path, run_all, train_stage
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ def run_pipeline(cfg: DictConfig) -> str:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings = run_all(plan(cfg), out / "timings.json")
-    table = result_table(out, timings)
+    resumed = resumed_path(out / "timings.json")
+    table = result_table(out, timings, json.loads(resumed.read_text()) if resumed.exists() else ())
     (out / "results.md").write_text(table)
     return table
 
@@ -155,8 +157,8 @@ def _cell(value: Any) -> str:
     return f"{100 * value:.1f}" if isinstance(value, float) else str(value)
 
 
-def result_table(out: Path, timings: dict[str, float]) -> str:
-    """The markdown result table of both arms, the MI agreement and the time per stage."""
+def result_table(out: Path, timings: dict[str, float], resumed: Sequence[str] = ()) -> str:
+    """The markdown result table of both arms, the MI agreement and the time per stage (``*``: resumed)."""
     arms = {arm: _arm_figures(out, arm) for arm in ARMS}
     lines = ["| metric (%) | MIGR | visual-first baseline |", "|---|---:|---:|"]
     for title, key in ROWS:
@@ -177,7 +179,13 @@ def result_table(out: Path, timings: dict[str, float]) -> str:
         f"base-model accuracy audio-only {_cell(accuracy['audio'])}%, visual-only {_cell(accuracy['visual'])}%, "
         f"audio-visual {_cell(accuracy['audio_visual'])}% (all clips).",
         "",
-        "Time per stage (s): " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in timings.items()),
+        "Time per stage (s): "
+        + ", ".join(f"{name} {seconds:.0f}{'*' if name in resumed else ''}" for name, seconds in timings.items()),
         f"Total: {sum(timings.values()) / 60:.1f} min",
     ]
+    if resumed:
+        lines.append(
+            "* resumed after an interruption: the time shown is the resumed part only (the killed attempt's is "
+            "not counted)"
+        )
     return "\n".join(lines) + "\n"

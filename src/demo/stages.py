@@ -78,11 +78,26 @@ def evaluate_stage(name: str, out_dir: Path, overrides: list[str]) -> Stage:
     return Stage(name, out_dir / "metrics.json", run, description=" ".join(overrides))
 
 
+def resumed_path(timings_path: Path) -> Path:
+    """Where ``run_all`` lists the stages that finished in a later invocation than the one that started them."""
+    return timings_path.with_name("resumed.json")
+
+
 def run_all(stages: list[Stage], timings_path: Path) -> dict[str, float]:
-    """Run every stage not yet done, in order; returns (and saves) seconds per stage (0 for skipped ones)."""
+    """Run every stage not yet done, in order; returns (and saves) the seconds each finished stage took.
+
+    A stage's time is that of the invocation that finished it. A stage started by an earlier, interrupted
+    invocation is listed in ``resumed.json`` (its killed attempt could not record its own time), so that the
+    result table can say which times are partial.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    started_path = timings_path.with_name("started.json")
+    started: list[str] = json.loads(started_path.read_text()) if started_path.exists() else []
+    resumed: list[str] = (
+        json.loads(resumed_path(timings_path).read_text()) if resumed_path(timings_path).exists() else []
+    )
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -97,12 +112,18 @@ def run_all(stages: list[Stage], timings_path: Path) -> dict[str, float]:
                 continue
             bar.update(task, description=stage.name)
             log.info("stage %s: %s", stage.name, stage.description)
-            started = time.perf_counter()
+            timings_path.parent.mkdir(parents=True, exist_ok=True)
+            if stage.name in started and stage.name not in resumed:
+                resumed.append(stage.name)
+                resumed_path(timings_path).write_text(json.dumps(resumed))
+            elif stage.name not in started:
+                started.append(stage.name)
+                started_path.write_text(json.dumps(started))
+            began = time.perf_counter()
             stage.run()
             if not stage.done:
                 raise RuntimeError(f"stage {stage.name} finished without writing {stage.done_marker}")
-            timings[stage.name] = round(time.perf_counter() - started, 1)
-            timings_path.parent.mkdir(parents=True, exist_ok=True)
+            timings[stage.name] = round(time.perf_counter() - began, 1)
             timings_path.write_text(json.dumps(timings, indent=1))
             bar.update(task, advance=1)
     return timings
