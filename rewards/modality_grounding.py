@@ -9,7 +9,11 @@ Decisions the paper leaves open:
 
 - ``dominant == "both"``: ``S_m`` holds the sentences of both descriptions and of ``<think>``.
 - ``dominant is None``: None, the reward does not apply.
-- A missing segment contributes no sentences (the others still count); no sentence at all scores 0.0.
+- A missing or empty segment of S_m counts as ONE sentence that is not grounded (the others still count), so
+  that no completion can raise its score by leaving a description out: an earlier rule that skipped missing
+  segments let GRPO find completions with broken description tags and a lone ``<think>`` scoring 1.0,
+  above a well-formed explanation whose non-dominant description honestly says "calm" (2/3), and
+  well-formedness fell from 94% to 71% in the demo. Nothing at all to read (no segment) scores 0.0.
 - ``multi_label=True`` counts a sentence as grounded when the target is among its label set (ERV's top-2
   reading of a multi-label classifier) instead of being its single label (the paper's indicator).
 
@@ -82,16 +86,19 @@ class ModalityGroundingReward:
             {"completions": completions, "labels": labels, "dominant": dominant, "dataset": dataset},
         )
         sentences: list[list[str]] = []
+        missing: list[int] = []  # segments of S_m that are absent or empty, one ungrounded sentence each
         malformed = 0
         for text, modality, sample_id in zip(completions, dominant, sample_ids):
             check_dominant(modality, sample_id)
             if modality is None:
                 sentences.append([])
+                missing.append(0)
                 continue
             parsed = parse_completion(text or "")
             names = _SEGMENTS[modality]
             malformed += not all(parsed.segments.get(name) for name in names)
             sentences.append(segment_sentences(parsed, names))
+            missing.append(sum(not parsed.segments.get(name) for name in names))
         if self.multi_label:
             judged = judge_per_dataset(lambda s, labs: label_sets(self.judge, s, labs), sentences, dataset)
         else:
@@ -102,10 +109,11 @@ class ModalityGroundingReward:
                 scores.append(None)
                 continue
             target = target_label(labels[i], dataset[i], sample_ids[i])
-            if not sentences[i]:
+            total = len(sentences[i]) + missing[i]
+            if total == 0:
                 scores.append(0.0)
                 continue
             hits = sum(target in result if self.multi_label else result == target for result in judged[i])
-            scores.append(hits / len(sentences[i]))
+            scores.append(hits / total)
         log_metric(batch, "malformed", malformed)
         return scores

@@ -26,17 +26,17 @@ def test_equation_3_total_is_the_sum_of_the_three_rewards():
         f"{GOOD}<answer>fear</answer>",  # MAO 1, MGR 2/2 (trembles, It is fear), answer 1   -> 3
         f"{GOOD}<answer>sad</answer>",  # MAO 1, MGR 1, answer 0                              -> 2
         "<vis_desc>The face is blank.</vis_desc><think>It is fear.</think><answer>fear</answer>",
-        # ^ visual first: MAO 0; MGR: audio missing, think "It is fear." -> 1/1; answer 1       -> 2
+        # ^ visual first: MAO 0; MGR: audio missing (1 ungrounded) + "It is fear." -> 1/2; answer 1  -> 1.5
         "",  # nothing                                                                          -> 0
     ]
     result = rewards(**make_batch(completions, dominant="audio"))
     assert result.columns == {
         "modality_order": [1.0, 1.0, 0.0, 0.0],
-        "modality_grounding": [1.0, 1.0, 1.0, 0.0],
+        "modality_grounding": [1.0, 1.0, 0.5, 0.0],
         "answer": [1.0, 0.0, 1.0, 0.0],
     }
-    assert result.total == [3.0, 2.0, 2.0, 0.0]
-    assert result.metrics["total/mean"] == pytest.approx(7 / 4)
+    assert result.total == [3.0, 2.0, 1.5, 0.0]
+    assert result.metrics["total/mean"] == pytest.approx(6.5 / 4)
 
 
 def test_weights_scale_and_none_contributes_nothing():

@@ -33,16 +33,30 @@ def test_equation_2_by_dominant_modality(batch):
     assert scores == [2 / 4, 2 / 4, 3 / 6]
 
 
-def test_missing_segments_count_as_no_sentences(batch):
+def test_a_missing_segment_counts_as_one_ungrounded_sentence(batch):
     reward = ModalityGroundingReward(judge=JUDGE)
     completions = [
-        f"{VIS}{THINK}{ANS}",  # audio dominant, audio segment missing: think only -> 1/2
-        f"{AUD}{VIS}{ANS}",  # think missing: audio only -> 1/2
-        f"{VIS}{ANS}",  # neither the audio description nor think -> 0 (no sentences)
+        f"{VIS}{THINK}{ANS}",  # audio dominant, audio segment missing: think (fear, -) + missing -> 1/3
+        f"{AUD}{VIS}{ANS}",  # think missing: audio (fear, surprise) + missing -> 1/3
+        f"{VIS}{ANS}",  # neither the audio description nor think: 0/2
         "",  # empty -> 0
-        "<aud_desc>   </aud_desc><think>It is fear.</think>",  # blank audio: think only -> 1/1
+        "<aud_desc>   </aud_desc><think>It is fear.</think>",  # blank audio: think (fear) + missing -> 1/2
     ]
-    assert reward(**batch(completions, dominant="audio")) == [1 / 2, 1 / 2, 0.0, 0.0, 1.0]
+    assert reward(**batch(completions, dominant="audio")) == [1 / 3, 1 / 3, 0.0, 0.0, 1 / 2]
+
+
+def test_leaving_a_description_out_never_scores_higher(batch):
+    # the reward hack the old rule allowed: drop the non-dominant description that honestly says "neutral"
+    reward = ModalityGroundingReward(judge=JUDGE)
+    vis_neutral = "<vis_desc>The face is blank.</vis_desc>"
+    aud_fear = "<aud_desc>The voice trembles.</aud_desc>"
+    think_fear = "<think>It is fear.</think>"
+    full = f"{aud_fear}{vis_neutral}{think_fear}{ANS}"
+    without_visual = f"{aud_fear}{think_fear}{ANS}"
+    think_only = f"{think_fear}{ANS}"
+    scores = reward(**batch([full, without_visual, think_only], dominant="both"))
+    assert scores == [2 / 3, 2 / 3, 1 / 3]
+    assert scores[1] <= scores[0] and scores[2] <= scores[0]
 
 
 def test_multi_label_counts_a_sentence_when_the_target_is_in_its_set(batch):
@@ -58,7 +72,7 @@ def test_not_applicable_without_dominant_and_malformed_counted(batch):
     scores = reward(
         **batch(completions, dominant=["audio", "audio", None, "visual"]), log_metric=logged.__setitem__
     )
-    assert scores == [2 / 4, 1 / 2, None, 0.0]
+    assert scores == [2 / 4, 1 / 3, None, 0.0]
     assert logged == {"malformed": 2.0}  # think missing; visual description and think missing
 
 
@@ -66,7 +80,7 @@ def test_nested_tags_are_stripped_before_judging(batch):
     judge = TableJudge({"The voice trembles.": ["fear"]})
     reward = ModalityGroundingReward(judge=judge)
     text = "<aud_desc><vis_desc>The voice trembles.</vis_desc></aud_desc>"
-    assert reward(**batch([text], dominant="audio")) == [1.0]
+    assert reward(**batch([text], dominant="audio")) == [1 / 2]  # grounded; <think> missing: one ungrounded
     assert judge.calls[0][0] == ["The voice trembles."]
 
 
