@@ -44,18 +44,53 @@ def test_every_yaml_opens_with_what_it_is_and_the_command(path: Path):
     assert "python -m src." in header, "the header comment must show the command that uses this config"
 
 
-def test_every_combination_composes():
-    combos = 0
+def all_pairs(groups: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Rows of group choices that put every option of every group next to every option of every other group.
+
+    Greedy (AETG-style) and deterministic: each row starts from the smallest pair not covered yet and fills the
+    other groups with the option that covers the most new pairs. The full product of the seven groups has
+    4,320 rows; this covers all of its pairs in a few dozen.
+    """
+    names = list(groups)
+
+    def pairs(row: dict[str, str]) -> set[tuple[tuple[str, str], tuple[str, str]]]:
+        chosen = [(n, row[n]) for n in names if n in row]
+        return {(p, q) for i, p in enumerate(chosen) for q in chosen[i + 1 :]}
+
+    uncovered = {  # every pair of options of two groups, the groups in `names` order
+        ((a, x), (b, y)) for i, a in enumerate(names) for b in names[i + 1 :] for x in groups[a] for y in groups[b]
+    }
+    rows = []
+    while uncovered:
+        (a, x), (b, y) = min(uncovered)
+        row = {a: x, b: y}
+        for name in names:
+            if name not in row:
+                row[name] = max(groups[name], key=lambda v, n=name: len(pairs({**row, n: v}) & uncovered))
+        rows.append({n: row[n] for n in names})
+        uncovered -= pairs(row)
+    return rows
+
+
+def test_all_pairs_covers_every_pair_of_options():
+    rows = all_pairs(GROUPS)
+    for (a, options_a), (b, options_b) in itertools.combinations(GROUPS.items(), 2):
+        seen = {(row[a], row[b]) for row in rows}
+        assert seen == set(itertools.product(options_a, options_b)), (a, b)
+    assert len(rows) < 40  # vs 4,320 for the full product
+
+
+def test_every_pair_of_group_options_composes():
+    # Group configs meet only through interpolations between two of them, so composing every pair of options
+    # (all seven groups at once in each row) catches what the full product would, at 1/100 of its cost.
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        keys = ["stage", "model", "data", "trainer", "logger"]
-        for values in itertools.product(*(GROUPS[k] for k in keys)):
-            overrides = [f"{k}={v}" for k, v in zip(keys, values)]
-            if values[2] != "synth":
+        for row in all_pairs(GROUPS):
+            overrides = [f"{k}={v}" for k, v in row.items()]
+            if row["data"] != "synth":
                 overrides += ROOTS
             cfg = compose(config_name="train", overrides=overrides)
-            OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-            combos += 1
-    assert combos == 3 * 3 * 4 * 5 * 3
+            resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+            assert resolved["stage"]["name"] == row["stage"], row
 
 
 @pytest.mark.parametrize("model", GROUPS["model"])

@@ -99,12 +99,25 @@ def warmup_cosine(
 
 
 def build_optimizer(params: Iterable[nn.Parameter], optim: dict[str, Any]) -> torch.optim.Optimizer:
+    """AdamW; the fused kernel when every parameter is a plain CPU/CUDA tensor (``optim.fused``, default auto).
+
+    On CPU torch would otherwise step one parameter at a time: on the tiny preset (232 tensors) the fused step
+    takes 3 ms instead of 13.5 ms (measured with 1 thread), about 6% of a training step. Sharded (DTensor)
+    parameters keep torch's default implementation.
+    """
+    params = list(params)
+    fused = optim.get("fused", "auto")
+    if fused == "auto":
+        from torch.distributed.tensor import DTensor
+
+        fused = all(p.device.type in ("cpu", "cuda") and not isinstance(p, DTensor) for p in params)
     return torch.optim.AdamW(
         params,
         lr=float(optim["lr"]),
         weight_decay=float(optim.get("weight_decay", 0.0)),
         betas=tuple(optim.get("betas", (0.9, 0.999))),
         eps=float(optim.get("eps", 1e-8)),
+        fused=bool(fused) or None,
     )
 
 
