@@ -18,7 +18,6 @@ import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -30,6 +29,7 @@ from src.data.manifest import Sample, read_manifest
 from src.data.media import MediaLoader
 from src.data.prompts import build_prompt, instruction_for
 from src.data.reasoning import build_target
+from src.data.sources import prepare_manifest
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +249,8 @@ class EmotionDataModule(L.LightningDataModule):
         self.train_sampler: ResumableSampler | None = None
 
     def prepare_data(self) -> None:
-        if self.cfg.synth:
-            from src.data.synth import ensure_corpus
-
-            ensure_corpus(
-                Path(self.cfg.manifest).parent, n=int(self.cfg.synth["n"]), seed=int(self.cfg.synth["seed"])
-            )
+        if self.cfg.synth:  # every option of data.synth, as the build and evaluation pass them
+            prepare_manifest({"manifest": self.cfg.manifest, "synth": self.cfg.synth})
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
