@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,11 +25,24 @@ STAGES = [
     "migr_build",
     "migr_sft",
     "migr_grpo",
+    "eval_migr",
     "baseline_sft",
     "baseline_grpo",
-    "eval_migr",
     "eval_baseline",
 ]
+
+
+def _arm_workers(config_file: Path) -> list[int]:
+    """Pids of the arm worker processes started for ``config_file`` (``python -m src.demo.arms CONFIG ARM``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        if b"src.demo.arms" in cmdline and str(config_file).encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
 
 
 def _pipeline(tmp_path: Path) -> list[str]:
@@ -59,8 +73,13 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline, "the demo never reached the MIGR SFT stage"
         time.sleep(0.02)
+    assert len(_arm_workers(demo / "pipeline.yaml")) == 2  # the arms run side by side (2 cores: auto)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + 10
+    while _arm_workers(demo / "pipeline.yaml"):  # the workers die with the pipeline: none is left training
+        assert time.monotonic() < deadline, "arm workers outlived the killed pipeline"
+        time.sleep(0.05)
     assert (demo / "base" / "export" / "config.json").exists()
     assert not (demo / "migr_sft" / "export").exists()
     finished_before = json.loads((demo / "timings.json").read_text())
@@ -74,7 +93,7 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
     log = result.stdout + result.stderr
     for stage in ("corpus", "base", "migr_build"):
         assert f"stage {stage}: already done" in log
-    assert "migr_sft: resuming from" in log
+    assert "migr_sft: resuming from" in (demo / "migr.log").read_text()  # each arm's worker logs to <arm>.log
     timings = json.loads((demo / "timings.json").read_text())
     assert list(timings) == STAGES
     assert {k: timings[k] for k in finished_before} == finished_before  # not run again
@@ -101,5 +120,40 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
         assert f"| {title} |" in table, title
     assert "| attention drift" in table and "Modality Importance" in table and "Time per stage" in table
     assert table in result.stdout
-    assert "migr_sft " in table and "*" in table.split("Time per stage")[1]  # the resumed stage is marked
-    assert json.loads((demo / "resumed.json").read_text()) == ["migr_sft"]
+    assert re.search(r"migr_sft \d+\*", table)  # the resumed stage is marked
+    resumed = json.loads((demo / "resumed.json").read_text())
+    # the baseline arm ran at the same time (2 SFT steps, not 8): any of its stages may have been cut too
+    assert resumed[0] == "migr_sft" and set(resumed) <= {"migr_sft", *STAGES[6:]}, resumed
+    assert "then the arms side by side" in table
+
+
+def test_a_failing_arm_stops_the_others_and_names_itself(tmp_path):
+    from src.demo.arms import run_arms_side_by_side
+    from src.demo.stages import Stage
+
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text("out_dir: [not, a, folder\n")  # the worker fails as it reads its configuration
+    stages = {arm: [Stage(f"{arm}_sft", tmp_path / arm / "done", lambda: None)] for arm in ("migr", "baseline")}
+    with pytest.raises(RuntimeError, match=r"(?s)the (migr|baseline) arm failed \(exit code 1\).*ParserError"):
+        run_arms_side_by_side(config_file, stages, tmp_path, threads=1, progress=False)
+    assert not _arm_workers(config_file)
+
+
+def test_arms_run_side_by_side_only_with_a_thread_per_arm(monkeypatch):
+    import torch
+
+    from src.demo.arms import threads_per_arm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # OMP_NUM_THREADS=1: one after the other, unless forced
+        assert threads_per_arm("auto", 2) is None and threads_per_arm(True, 2) == 1
+        torch.set_num_threads(5)
+        assert threads_per_arm("auto", 2) == 2 and threads_per_arm(False, 2) is None
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert threads_per_arm("auto", 2) is None
+        with pytest.raises(ValueError, match="arms_in_parallel='yes'"):
+            threads_per_arm("yes", 2)
+    finally:
+        torch.set_num_threads(threads)

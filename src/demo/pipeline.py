@@ -7,20 +7,24 @@ Folder layout under ``out_dir`` (``runs/demo`` by default)::
     migr_sft/  migr_grpo/              the MIGR arm                  -> */export
     baseline_sft/  baseline_grpo/      the visual-first baseline arm -> */export
     eval_migr/  eval_baseline/         evaluations on the test split (metrics.json, report.md, plots)
-    timings.json  results.md
+    timings.json  started.json  resumed.json  results.md       the ledger (src.demo.stages.Ledger), the table
+    pipeline.yaml  migr.log  baseline.log  timings_<arm>.json  when the arms run side by side (src.demo.arms)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from src.demo.stages import Stage, as_list, build_stage, evaluate_stage, resumed_path, run_all, train_stage
+from src.demo.arms import run_arms_side_by_side, threads_per_arm
+from src.demo.stages import Ledger, Stage, as_list, build_stage, evaluate_stage, run_all, train_stage
 
 log = logging.getLogger(__name__)
 
@@ -63,36 +67,6 @@ def plan(cfg: DictConfig) -> list[Stage]:
         train_stage("base", out / "base", [*as_list(cfg.base), *common]),
         build_stage(out / "migr", [*data, f"model_path={out / 'base' / 'export'}", *as_list(cfg.build)]),
     ]
-    for arm in ARMS:
-        settings = cfg.arms[arm]
-        arm_manifest = out / "migr" / settings.manifest
-        sft_dir, grpo_dir = out / f"{arm}_sft", out / f"{arm}_grpo"
-        stages.append(
-            train_stage(
-                f"{arm}_sft",
-                sft_dir,
-                [
-                    *as_list(cfg.sft),
-                    *common,
-                    f"stage.init_from={out / 'base' / 'export'}",
-                    f"stage.train_manifest={arm_manifest}",
-                ],
-            )
-        )
-        stages.append(
-            train_stage(
-                f"{arm}_grpo",
-                grpo_dir,
-                [
-                    *as_list(cfg.grpo),
-                    *common,
-                    *grpo_extra,
-                    f"rewards={settings.rewards}",
-                    f"stage.init_from={sft_dir / 'export'}",
-                    f"stage.train_manifest={arm_manifest}",
-                ],
-            )
-        )
     evaluate = [
         f"data.manifest={out / 'migr' / 'annotated_manifest.jsonl'}",  # test split with truth + MI annotations
         "data.synth=null",
@@ -102,11 +76,33 @@ def plan(cfg: DictConfig) -> list[Stage]:
         *(as_list(cfg.shrunk.evaluate) if shrink else []),
     ]
     for arm in ARMS:
-        stages.append(
-            evaluate_stage(
-                f"eval_{arm}", out / f"eval_{arm}", [*evaluate, f"model_path={out / f'{arm}_grpo' / 'export'}"]
-            )
-        )
+        settings = cfg.arms[arm]
+        arm_manifest = out / "migr" / settings.manifest
+        sft_dir, grpo_dir = out / f"{arm}_sft", out / f"{arm}_grpo"
+        sft = [
+            *as_list(cfg.sft),
+            *common,
+            f"stage.init_from={out / 'base' / 'export'}",
+            f"stage.train_manifest={arm_manifest}",
+        ]
+        grpo = [
+            *as_list(cfg.grpo),
+            *common,
+            *grpo_extra,
+            f"rewards={settings.rewards}",
+            f"stage.init_from={sft_dir / 'export'}",
+            f"stage.train_manifest={arm_manifest}",
+        ]
+        stages += [
+            replace(train_stage(f"{arm}_sft", sft_dir, sft), arm=arm),
+            replace(train_stage(f"{arm}_grpo", grpo_dir, grpo), arm=arm),
+            replace(
+                evaluate_stage(
+                    f"eval_{arm}", out / f"eval_{arm}", [*evaluate, f"model_path={grpo_dir / 'export'}"]
+                ),
+                arm=arm,
+            ),
+        ]
     return stages
 
 
@@ -117,14 +113,46 @@ def _corpus(root: Path, **options) -> None:
 
 
 def run_pipeline(cfg: DictConfig) -> str:
-    """Run (or finish) the demo and write ``results.md``; returns the table text."""
+    """Run (or finish) the demo and write ``results.md``; returns the table text.
+
+    The shared stages run here; the arms then run side by side in worker processes (``arms_in_parallel``,
+    :mod:`src.demo.arms`) or one after the other in this process.
+    """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    timings = run_all(plan(cfg), out / "timings.json")
-    resumed = resumed_path(out / "timings.json")
-    table = result_table(out, timings, json.loads(resumed.read_text()) if resumed.exists() else ())
+    stages = plan(cfg)
+    ledger = Ledger(out)
+    threads = threads_per_arm(cfg.arms_in_parallel, len(ARMS))
+    began = time.perf_counter()
+    if threads is None:
+        run_all(stages, ledger)
+    else:
+        run_all([s for s in stages if s.arm is None], ledger)
+        arm_stages = {arm: [s for s in stages if s.arm == arm] for arm in ARMS}
+        if not all(s.done for s in stages):
+            config_file = out / "pipeline.yaml"
+            OmegaConf.save(cfg, config_file, resolve=True)
+            run_arms_side_by_side(config_file, arm_stages, out, threads=threads)
+        _merge_arm_ledgers(ledger, arm_stages)
+    log.info("pipeline finished in %.1f min (this invocation)", (time.perf_counter() - began) / 60)
+    timings = {s.name: ledger.read("timings")[s.name] for s in stages}
+    side_by_side = {arm: [s.name for s in stages if s.arm == arm] for arm in ARMS} if threads else None
+    table = result_table(out, timings, ledger.read("resumed"), side_by_side)
     (out / "results.md").write_text(table)
     return table
+
+
+def _merge_arm_ledgers(ledger: Ledger, arm_stages: dict[str, list[Stage]]) -> None:
+    """Copy what each arm's worker recorded into the pipeline's own ledger (timings in stage order)."""
+    timings, resumed = ledger.read("timings"), ledger.read("resumed")
+    for arm, stages in arm_stages.items():
+        arm_ledger = Ledger(ledger.folder, f"_{arm}")
+        arm_timings = arm_ledger.read("timings")
+        timings.update({s.name: arm_timings[s.name] for s in stages if s.name in arm_timings})
+        resumed += [name for name in arm_ledger.read("resumed") if name not in resumed]
+    ledger.write("timings", timings)
+    if resumed:
+        ledger.write("resumed", resumed)
 
 
 ROWS = (
@@ -157,8 +185,34 @@ def _cell(value: Any) -> str:
     return f"{100 * value:.1f}" if isinstance(value, float) else str(value)
 
 
-def result_table(out: Path, timings: dict[str, float], resumed: Sequence[str] = ()) -> str:
-    """The markdown result table of both arms, the MI agreement and the time per stage (``*``: resumed)."""
+def _total(timings: dict[str, float], arms_side_by_side: Mapping[str, Sequence[str]] | None) -> str:
+    total = sum(timings.values()) / 60
+    if not arms_side_by_side:
+        return f"Total: {total:.1f} min"
+    arm_minutes = {
+        arm: sum(timings.get(name, 0.0) for name in names) / 60 for arm, names in arms_side_by_side.items()
+    }
+    in_arms = {name for names in arms_side_by_side.values() for name in names}
+    shared = sum(seconds for name, seconds in timings.items() if name not in in_arms) / 60
+    return (
+        f"Total: {shared + max(arm_minutes.values()):.1f} min (shared stages {shared:.1f} min, then the arms side by "
+        f"side: "
+        + ", ".join(f"{arm} {minutes:.1f} min" for arm, minutes in arm_minutes.items())
+        + f"; {total:.1f} min of stage time in all)"
+    )
+
+
+def result_table(
+    out: Path,
+    timings: dict[str, float],
+    resumed: Sequence[str] = (),
+    arms_side_by_side: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """The markdown result table of both arms, the MI agreement and the time per stage (``*``: resumed).
+
+    ``arms_side_by_side`` (arm -> its stage names) when the arms ran at once: the total is then the shared
+    stages plus the longest arm.
+    """
     arms = {arm: _arm_figures(out, arm) for arm in ARMS}
     lines = ["| metric (%) | MIGR | visual-first baseline |", "|---|---:|---:|"]
     for title, key in ROWS:
@@ -181,7 +235,7 @@ def result_table(out: Path, timings: dict[str, float], resumed: Sequence[str] = 
         "",
         "Time per stage (s): "
         + ", ".join(f"{name} {seconds:.0f}{'*' if name in resumed else ''}" for name, seconds in timings.items()),
-        f"Total: {sum(timings.values()) / 60:.1f} min",
+        _total(timings, arms_side_by_side),
     ]
     if resumed:
         lines.append(

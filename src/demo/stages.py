@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,6 +28,7 @@ class Stage:
     done_marker: Path
     run: Callable[[], None]
     description: str = ""
+    arm: str | None = None  # the arm it belongs to (None: shared by both, run before them)
 
     @property
     def done(self) -> bool:
@@ -78,31 +80,49 @@ def evaluate_stage(name: str, out_dir: Path, overrides: list[str]) -> Stage:
     return Stage(name, out_dir / "metrics.json", run, description=" ".join(overrides))
 
 
-def resumed_path(timings_path: Path) -> Path:
-    """Where ``run_all`` lists the stages that finished in a later invocation than the one that started them."""
-    return timings_path.with_name("resumed.json")
+@dataclass(frozen=True)
+class Ledger:
+    """What a runner records about its stages: ``timings.json`` (seconds of each finished stage),
+    ``started.json`` (stages ever started) and ``resumed.json`` (stages finished by a later invocation than the
+    one that started them). An arm's worker process keeps its own (``suffix="_migr"``: ``timings_migr.json``...)
+    so that two runners never write one file.
+    """
+
+    folder: Path
+    suffix: str = ""
+
+    def path(self, kind: str) -> Path:
+        return self.folder / f"{kind}{self.suffix}.json"
+
+    def read(self, kind: str) -> Any:
+        path = self.path(kind)
+        return json.loads(path.read_text()) if path.exists() else ({} if kind == "timings" else [])
+
+    def write(self, kind: str, value: Any) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(kind).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(value, indent=1))
+        tmp.replace(self.path(kind))
 
 
-def run_all(stages: list[Stage], timings_path: Path) -> dict[str, float]:
-    """Run every stage not yet done, in order; returns (and saves) the seconds each finished stage took.
+def run_all(stages: list[Stage], ledger: Ledger, *, progress: bool = True) -> dict[str, float]:
+    """Run every stage not yet done, in order; returns (and records) the seconds each finished stage took.
 
     A stage's time is that of the invocation that finished it. A stage started by an earlier, interrupted
-    invocation is listed in ``resumed.json`` (its killed attempt could not record its own time), so that the
-    result table can say which times are partial.
+    invocation is listed in the ledger's ``resumed`` (its killed attempt could not record its own time), so that
+    the result table can say which times are partial.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    started_path = timings_path.with_name("started.json")
-    started: list[str] = json.loads(started_path.read_text()) if started_path.exists() else []
-    resumed: list[str] = (
-        json.loads(resumed_path(timings_path).read_text()) if resumed_path(timings_path).exists() else []
-    )
+    timings: dict[str, float] = ledger.read("timings")
+    started: list[str] = ledger.read("started")
+    resumed: list[str] = ledger.read("resumed")
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
+        disable=not progress,
     ) as bar:
         task = bar.add_task("demo", total=len(stages))
         for stage in stages:
@@ -112,19 +132,18 @@ def run_all(stages: list[Stage], timings_path: Path) -> dict[str, float]:
                 continue
             bar.update(task, description=stage.name)
             log.info("stage %s: %s", stage.name, stage.description)
-            timings_path.parent.mkdir(parents=True, exist_ok=True)
             if stage.name in started and stage.name not in resumed:
                 resumed.append(stage.name)
-                resumed_path(timings_path).write_text(json.dumps(resumed))
+                ledger.write("resumed", resumed)
             elif stage.name not in started:
                 started.append(stage.name)
-                started_path.write_text(json.dumps(started))
+                ledger.write("started", started)
             began = time.perf_counter()
             stage.run()
             if not stage.done:
                 raise RuntimeError(f"stage {stage.name} finished without writing {stage.done_marker}")
             timings[stage.name] = round(time.perf_counter() - began, 1)
-            timings_path.write_text(json.dumps(timings, indent=1))
+            ledger.write("timings", timings)
             bar.update(task, advance=1)
     return timings
 
