@@ -135,7 +135,8 @@ def run_pipeline(cfg: DictConfig) -> str:
             run_arms_side_by_side(config_file, arm_stages, out, threads=threads)
         _merge_arm_ledgers(ledger, arm_stages)
     log.info("pipeline finished in %.1f min (this invocation)", (time.perf_counter() - began) / 60)
-    timings = {s.name: ledger.read("timings")[s.name] for s in stages}
+    recorded = ledger.read("timings")  # a stage done by other means (outputs copied in) has no time
+    timings = {s.name: recorded[s.name] for s in stages if s.name in recorded}
     side_by_side = {arm: [s.name for s in stages if s.arm == arm] for arm in ARMS} if threads else None
     table = result_table(out, timings, ledger.read("resumed"), side_by_side)
     (out / "results.md").write_text(table)
