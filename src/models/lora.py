@@ -2,14 +2,17 @@
 
 With LoRA the reference model of GRPO needs no second copy: it is the same module with the adapter disabled
 (:func:`adapter_disabled`).
+
+peft is imported only when LoRA is applied: it imports bitsandbytes, which costs every process about 1.2 s of
+start-up (and prints a warning about optional CPU kernels) when no LoRA is in use.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
-from peft import LoraConfig, PeftModel, get_peft_model
 from torch import Tensor
 
 from src.models.omni import OmniModel
@@ -29,6 +32,8 @@ def apply_lora(
 
     Projectors and the gate keep their own ``requires_grad`` (they are trained fully, as HumanOmni does).
     """
+    from peft import LoraConfig, get_peft_model
+
     if has_lora(model):
         return model
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
@@ -37,6 +42,10 @@ def apply_lora(
 
 
 def has_lora(model: OmniModel) -> bool:
+    if "peft" not in sys.modules:  # nothing imported peft, so nothing wrapped the model with it
+        return False
+    from peft import PeftModel
+
     return isinstance(model.llm, PeftModel)
 
 

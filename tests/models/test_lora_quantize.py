@@ -55,3 +55,19 @@ def test_quantized_llm_runs_forward_and_backward_with_lora(tiny_model, tokenizer
     loss = model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels).loss
     loss.backward()
     assert any(p.grad is not None for n, p in model.llm.named_parameters() if "lora_A" in n)
+
+
+@pytest.mark.slow
+def test_training_without_lora_or_quantization_imports_neither_peft_nor_bitsandbytes():
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = (
+        "import sys; import src.stages.runner, src.stages.sft, src.stages.grpo, src.stages.export, src.train; "
+        "print(sorted(m for m in ('peft', 'bitsandbytes') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"  # each costs every process ~1.2 s of start-up when imported
