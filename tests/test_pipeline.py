@@ -158,3 +158,49 @@ def test_arms_run_side_by_side_only_with_a_thread_per_arm(monkeypatch):
             threads_per_arm("yes", 2)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_one_after_the_other_the_arms_finish_a_side_by_side_attempt_with_the_same_ledgers(tmp_path, monkeypatch):
+    # Stages that only write their marker; an earlier side-by-side attempt was killed in the MIGR arm's SFT
+    # after the baseline arm had finished its SFT. Rerun with arms_in_parallel=false: every arm's ledger is read
+    # and merged, the killed stage is marked resumed and the baseline SFT is not run again.
+    from omegaconf import OmegaConf
+
+    from src.demo import pipeline
+    from src.demo.stages import Ledger, Stage
+
+    ran = []
+
+    def stage(name: str, arm: str | None = None) -> Stage:
+        marker = tmp_path / name / "done"
+
+        def run() -> None:
+            ran.append(name)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
+        return Stage(name, marker, run, arm=arm)
+
+    stages = [stage(name, None if i < 3 else ("migr" if i < 6 else "baseline")) for i, name in enumerate(STAGES)]
+    for done in ("corpus", "base", "migr_build", "baseline_sft"):
+        next(s for s in stages if s.name == done).run()
+    Ledger(tmp_path).write("timings", {"corpus": 1.0, "base": 2.0, "migr_build": 3.0})
+    Ledger(tmp_path, "_migr").write("started", ["migr_sft"])
+    Ledger(tmp_path, "_baseline").write("started", ["baseline_sft"])
+    Ledger(tmp_path, "_baseline").write("timings", {"baseline_sft": 4.0})
+    ran.clear()
+    monkeypatch.setattr(pipeline, "plan", lambda cfg: stages)
+    tables = []
+    monkeypatch.setattr(
+        pipeline,
+        "result_table",
+        lambda out, timings, resumed, side: tables.append((timings, resumed, side)) or "table",
+    )
+    cfg = OmegaConf.create({"out_dir": str(tmp_path), "arms_in_parallel": False})
+
+    assert pipeline.run_pipeline(cfg) == "table"
+    assert ran == ["migr_sft", "migr_grpo", "eval_migr", "baseline_grpo", "eval_baseline"]
+    timings, resumed, side = tables[0]
+    assert list(timings) == STAGES and timings["baseline_sft"] == 4.0 and timings["corpus"] == 1.0
+    assert resumed == ["migr_sft"] and side is None
+    assert list(json.loads((tmp_path / "timings.json").read_text())) == STAGES

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from src.demo.stages import Ledger, Stage, run_all
+from src.demo.stages import Ledger, Stage, progress_bar, run_all
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ def run_arms_side_by_side(
     The first worker to fail stops the others (their finished stages and checkpoints stay: a rerun continues)
     and raises naming the arm, its exit code and the end of its log.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     env = {
         **os.environ,
         PARENT_ENV: str(os.getpid()),
@@ -83,13 +81,7 @@ def run_arms_side_by_side(
             "" if threads == 1 else "s",
             ", ".join(str(log_path(out, arm)) for arm in stages),
         )
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            disable=not progress,
-        ) as bar:
+        with progress_bar(enabled=progress) as bar:
             tasks = {arm: bar.add_task(arm, total=len(arm_stages)) for arm, arm_stages in stages.items()}
             while True:
                 for arm, arm_stages in stages.items():

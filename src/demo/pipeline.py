@@ -8,7 +8,8 @@ Folder layout under ``out_dir`` (``runs/demo`` by default)::
     baseline_sft/  baseline_grpo/      the visual-first baseline arm -> */export
     eval_migr/  eval_baseline/         evaluations on the test split (metrics.json, report.md, plots)
     timings.json  started.json  resumed.json  results.md       the ledger (src.demo.stages.Ledger), the table
-    pipeline.yaml  migr.log  baseline.log  timings_<arm>.json  when the arms run side by side (src.demo.arms)
+    timings_<arm>.json  started_<arm>.json  resumed_<arm>.json   each arm's own ledger (merged into the above)
+    pipeline.yaml  migr.log  baseline.log                        when the arms run side by side (src.demo.arms)
 """
 
 from __future__ import annotations
@@ -121,23 +122,23 @@ def run_pipeline(cfg: DictConfig) -> str:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = plan(cfg)
+    arm_stages = {arm: [s for s in stages if s.arm == arm] for arm in ARMS}
     ledger = Ledger(out)
     threads = threads_per_arm(cfg.arms_in_parallel, len(ARMS))
     began = time.perf_counter()
-    if threads is None:
-        run_all(stages, ledger)
-    else:
-        run_all([s for s in stages if s.arm is None], ledger)
-        arm_stages = {arm: [s for s in stages if s.arm == arm] for arm in ARMS}
-        if not all(s.done for s in stages):
-            config_file = out / "pipeline.yaml"
-            OmegaConf.save(cfg, config_file, resolve=True)
-            run_arms_side_by_side(config_file, arm_stages, out, threads=threads)
-        _merge_arm_ledgers(ledger, arm_stages)
+    run_all([s for s in stages if s.arm is None], ledger)
+    if threads is None:  # each arm keeps its own ledger either way, so either way can finish the other's run
+        for arm, arm_stage_list in arm_stages.items():
+            run_all(arm_stage_list, Ledger(out, f"_{arm}"))
+    elif not all(s.done for s in stages):
+        config_file = out / "pipeline.yaml"
+        OmegaConf.save(cfg, config_file, resolve=True)
+        run_arms_side_by_side(config_file, arm_stages, out, threads=threads)
+    _merge_arm_ledgers(ledger, arm_stages)
     log.info("pipeline finished in %.1f min (this invocation)", (time.perf_counter() - began) / 60)
     recorded = ledger.read("timings")  # a stage done by other means (outputs copied in) has no time
     timings = {s.name: recorded[s.name] for s in stages if s.name in recorded}
-    side_by_side = {arm: [s.name for s in stages if s.arm == arm] for arm in ARMS} if threads else None
+    side_by_side = {arm: [s.name for s in arm_stages[arm]] for arm in ARMS} if threads else None
     table = result_table(out, timings, ledger.read("resumed"), side_by_side)
     (out / "results.md").write_text(table)
     return table

@@ -105,6 +105,19 @@ class Ledger:
         tmp.replace(self.path(kind))
 
 
+def progress_bar(*, enabled: bool = True):
+    """The demo's rich progress display: one line per task, ``description [bar] done/total elapsed``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
+
+
 def run_all(stages: list[Stage], ledger: Ledger, *, progress: bool = True) -> dict[str, float]:
     """Run every stage not yet done, in order; returns (and records) the seconds each finished stage took.
 
@@ -112,18 +125,10 @@ def run_all(stages: list[Stage], ledger: Ledger, *, progress: bool = True) -> di
     invocation is listed in the ledger's ``resumed`` (its killed attempt could not record its own time), so that
     the result table can say which times are partial.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     timings: dict[str, float] = ledger.read("timings")
     started: list[str] = ledger.read("started")
     resumed: list[str] = ledger.read("resumed")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        disable=not progress,
-    ) as bar:
+    with progress_bar(enabled=progress) as bar:
         task = bar.add_task("demo", total=len(stages))
         for stage in stages:
             if stage.done:
