@@ -204,3 +204,36 @@ def test_one_after_the_other_the_arms_finish_a_side_by_side_attempt_with_the_sam
     assert list(timings) == STAGES and timings["baseline_sft"] == 4.0 and timings["corpus"] == 1.0
     assert resumed == ["migr_sft"] and side is None
     assert list(json.loads((tmp_path / "timings.json").read_text())) == STAGES
+
+
+def test_a_seed_sweep_runs_each_seed_in_its_folder_and_reports_the_spread(tmp_path):
+    from omegaconf import OmegaConf
+
+    from src.demo.seeds import run_sweep, t_interval
+
+    # mean 2, sd 1, n 3: half-width t(0.975, 2) * 1 / sqrt(3) = 4.303 / 1.732
+    assert t_interval([1.0, 2.0, 3.0]) == pytest.approx((2.0, 4.303 / 3**0.5))
+    epc = {0: (0.90, 0.80), 1: (0.85, 0.86), 2: (0.70, 0.60)}  # (MIGR, baseline) per seed
+    ran = []
+
+    def run_one(cfg) -> str:
+        ran.append((cfg.seed, cfg.out_dir, cfg.seeds))
+        (Path(cfg.out_dir) / "migr").mkdir(parents=True)
+        (Path(cfg.out_dir) / "migr" / "build.json").write_text(
+            json.dumps({"mi_vs_truth_test": {"agreement": 0.7}})
+        )
+        return "table"
+
+    def figures(out: Path, arm: str) -> dict:
+        seed = int(out.name.removeprefix("seed_"))
+        return {"epc": epc[seed][arm == "baseline"], "attention_drift": 0.5 if arm == "migr" else 0.6}
+
+    cfg = OmegaConf.create({"out_dir": str(tmp_path), "seed": 0, "seeds": [0, 1, 2]})
+    text = run_sweep(cfg, run_one, figures, [("EPC", "epc")], ("migr", "baseline"))
+    assert ran == [(s, str(tmp_path / f"seed_{s}"), None) for s in (0, 1, 2)]
+    # differences +10, -1, +10 points: mean +6.33, sd 6.35, half-width 4.303 * 6.35 / sqrt(3) = 15.78
+    assert "| EPC (%) | 81.7 ± 10.4 | 75.3 ± 13.6 | +6.3 (-9.4, +22.1) | 2 of 3 |" in text
+    assert "| attention drift | 0.500 ± 0.000 | 0.600 ± 0.000 | -0.100 (-0.100, -0.100) | 0 of 3 |" in text
+    assert "70.0 ± 0.0%" in text and (tmp_path / "seeds.md").read_text() == text
+    with pytest.raises(ValueError, match="distinct"):
+        run_sweep(OmegaConf.create({"out_dir": str(tmp_path), "seeds": [1, 1]}), run_one, figures, [], ("a", "b"))

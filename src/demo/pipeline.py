@@ -117,8 +117,13 @@ def run_pipeline(cfg: DictConfig) -> str:
     """Run (or finish) the demo and write ``results.md``; returns the table text.
 
     The shared stages run here; the arms then run side by side in worker processes (``arms_in_parallel``,
-    :mod:`src.demo.arms`) or one after the other in this process.
+    :mod:`src.demo.arms`) or one after the other in this process. With ``seeds`` (a list) the whole pipeline runs
+    once per seed and the table gives the spread over the seeds (:mod:`src.demo.seeds`).
     """
+    if cfg.get("seeds"):
+        from src.demo.seeds import run_sweep
+
+        return run_sweep(cfg, run_pipeline, _arm_figures, ROWS, ARMS)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = plan(cfg)

@@ -1,0 +1,118 @@
+"""The demo over several training seeds, with the spread of every figure: ``python -m src.pipeline seeds=[0,1,2]``.
+
+One run of a 1.7 M-parameter model is a weak witness: a change of seed, thread count or host moves the
+arm comparison by several points (README, "How fragile it is"). With ``seeds`` set, the pipeline runs once per
+seed into ``<out_dir>/seed_<s>/`` (its own ``base`` warm-up, MIGR build and both arms, on the same corpus) and
+writes ``<out_dir>/seeds.md``: for every row of the result table, each arm's mean and standard deviation over the
+seeds, the mean paired difference MIGR - baseline (both arms of a seed share its base model and build) with a
+95% t-interval, and in how many seeds MIGR came out ahead. Each seed's folder is a complete demo, so an
+interrupted sweep continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# two-sided 95% quantiles of Student's t by degrees of freedom (beyond 30: the normal 1.96)
+T_95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
+T_95 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    return out / f"seed_{seed}"
+
+
+def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """The single-run configuration of one seed of the sweep ``cfg``."""
+    return OmegaConf.merge(cfg, {"seed": seed, "seeds": None, "out_dir": str(seed_dir(Path(cfg.out_dir), seed))})
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, half-width of its 95% t-interval); the half-width is nan for fewer than two values."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    quantile = T_95[len(values) - 2] if len(values) - 1 <= len(T_95) else 1.96
+    return mean, quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def _spread(values: Sequence[float], scale: float, digits: int) -> str:
+    if any(v is None or v != v for v in values):
+        return "n/a"
+    mean = statistics.fmean(values) * scale
+    sd = statistics.stdev(values) * scale if len(values) > 1 else math.nan
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}" if sd == sd else f"{mean:.{digits}f}"
+
+
+def sweep_table(
+    per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
+    rows: Sequence[tuple[str, str]],
+    arms: Sequence[str] = ("migr", "baseline"),
+) -> str:
+    """The markdown table of a sweep from each seed's flat figures per arm (``per_seed[seed][arm][key]``)."""
+    seeds = sorted(per_seed)
+    first, second = arms
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))} ({len(seeds)} runs); mean ± sd over the seeds, and the paired difference "
+        f"{first} - {second} with its 95% t-interval.",
+        "",
+        f"| metric | {first} | {second} | {first} - {second} (95% CI) | seeds {first} ahead |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for title, key, scale, digits in [
+        *((t, k, 100.0, 1) for t, k in rows),
+        ("attention drift", "attention_drift", 1, 3),
+    ]:
+        values = {arm: [per_seed[s][arm].get(key) for s in seeds] for arm in arms}
+        if any(v is None or v != v for arm in arms for v in values[arm]):
+            lines.append(f"| {title} | n/a | n/a | n/a | n/a |")
+            continue
+        differences = [a - b for a, b in zip(values[first], values[second])]
+        mean, half = t_interval(differences)
+        interval = f"{mean * scale:+.{digits}f}" + (
+            f" ({(mean - half) * scale:+.{digits}f}, {(mean + half) * scale:+.{digits}f})" if half == half else ""
+        )
+        ahead = sum(d > 0 for d in differences)
+        lines.append(
+            f"| {title}{' (%)' if scale == 100.0 else ''} | {_spread(values[first], scale, digits)} | "
+            f"{_spread(values[second], scale, digits)} | {interval} | {ahead} of {len(seeds)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_sweep(
+    cfg: DictConfig,
+    run_one: Callable[[DictConfig], str],
+    figures: Callable[[Path, str], dict[str, Any]],
+    rows: Sequence[tuple[str, str]],
+    arms: Sequence[str],
+) -> str:
+    """Run the pipeline for every seed of ``cfg.seeds`` and write ``seeds.md``; returns its text."""
+    out = Path(cfg.out_dir)
+    seeds = [int(s) for s in cfg.seeds]
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds={list(cfg.seeds)}: expected distinct integers")
+    per_seed = {}
+    for seed in seeds:
+        run_one(seed_config(cfg, seed))
+        per_seed[seed] = {arm: figures(seed_dir(out, seed), arm) for arm in arms}
+    mi = []
+    for seed in seeds:
+        build = json.loads((seed_dir(out, seed) / "migr" / "build.json").read_text())
+        confusion = build.get("mi_vs_truth_test") or build.get("mi_vs_truth") or {}
+        mi.append(confusion.get("agreement"))
+    text = sweep_table(per_seed, rows, arms)
+    if all(v is not None for v in mi):
+        text += (
+            f"\nModality Importance agreement with the true dominant modality (test split): "
+            f"{_spread(mi, 100.0, 1)}%; each seed's own table: {out}/seed_<s>/results.md\n"
+        )
+    (out / "seeds.md").write_text(text)
+    return text
