@@ -234,6 +234,7 @@ def test_a_seed_sweep_runs_each_seed_in_its_folder_and_reports_the_spread(tmp_pa
     # differences +10, -1, +10 points: mean +6.33, sd 6.35, half-width 4.303 * 6.35 / sqrt(3) = 15.78
     assert "| EPC (%) | 81.7 ± 10.4 | 75.3 ± 13.6 | +6.3 (-9.4, +22.1) | 2 of 3 |" in text
     assert "| attention drift | 0.500 ± 0.000 | 0.600 ± 0.000 | -0.100 (-0.100, -0.100) | 0 of 3 |" in text
+    assert "| first-tag margin, audio-dominant clips | n/a | n/a | n/a | n/a |" in text  # not in these figures
     assert "70.0 ± 0.0%" in text and (tmp_path / "seeds.md").read_text() == text
     with pytest.raises(ValueError, match="distinct"):
         run_sweep(OmegaConf.create({"out_dir": str(tmp_path), "seeds": [1, 1]}), run_one, figures, [], ("a", "b"))

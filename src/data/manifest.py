@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from src import atomic
 from src.data.labels import DATASET_LABELS, labels_for, normalize_label
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -165,15 +165,7 @@ def write_manifest(samples: Iterable[Sample], path: str | os.PathLike[str]) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     bases = tuple(dict.fromkeys((path.parent.absolute(), path.parent.resolve())))
     lines = [json.dumps(_sample_to_row(sample, bases=bases), ensure_ascii=False) for sample in samples]
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write("".join(line + "\n" for line in lines))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_text(path, "".join(line + "\n" for line in lines))
 
 
 def _row_to_sample(row: dict[str, Any], *, base: Path, path: Path, line: int, check_media: bool) -> Sample:

@@ -183,6 +183,10 @@ def _arm_figures(out: Path, arm: str) -> dict[str, Any]:
     flat = flat_figures(figures)
     attention = figures.get("attention") or {}
     flat["attention_drift"] = attention.get("drift_all", attention.get("drift", {}).get("all"))
+    by_dominant = ((figures.get("first_tag") or {}).get("audio_visual") or {}).get("by_dominant") or {}
+    flat["first_tag_audio"], flat["first_tag_visual"] = (
+        by_dominant.get(g, {}).get("mean") for g in ("audio", "visual")
+    )
     return flat
 
 
@@ -228,6 +232,12 @@ def result_table(
     lines.append(
         "| attention drift (generated-text share slope) | "
         + " | ".join("n/a" if d is None else f"{d:+.3f}" for d in drift)
+        + " |"
+    )
+    margins = [(arms[a].get("first_tag_audio"), arms[a].get("first_tag_visual")) for a in ARMS]
+    lines.append(
+        "| first-tag margin log p(aud) - log p(vis): audio- / visual-dominant clips | "
+        + " | ".join("n/a" if None in pair else f"{pair[0]:+.2f} / {pair[1]:+.2f}" for pair in margins)
         + " |"
     )
     build = json.loads((out / "migr" / "build.json").read_text())

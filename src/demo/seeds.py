@@ -25,6 +25,14 @@ T_95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 T_95 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
+# rows that are not percentages: (title, key of the flat figures, scale, digits)
+OTHER_ROWS = (
+    ("attention drift", "attention_drift", 1.0, 3),
+    ("first-tag margin, audio-dominant clips", "first_tag_audio", 1.0, 2),
+    ("first-tag margin, visual-dominant clips", "first_tag_visual", 1.0, 2),
+)
+
+
 def seed_dir(out: Path, seed: int) -> Path:
     return out / f"seed_{seed}"
 
@@ -66,10 +74,7 @@ def sweep_table(
         f"| metric | {first} | {second} | {first} - {second} (95% CI) | seeds {first} ahead |",
         "|---|---:|---:|---:|---:|",
     ]
-    for title, key, scale, digits in [
-        *((t, k, 100.0, 1) for t, k in rows),
-        ("attention drift", "attention_drift", 1, 3),
-    ]:
+    for title, key, scale, digits in [*((t, k, 100.0, 1) for t, k in rows), *OTHER_ROWS]:
         values = {arm: [per_seed[s][arm].get(key) for s in seeds] for arm in arms}
         if any(v is None or v != v for arm in arms for v in values[arm]):
             lines.append(f"| {title} | n/a | n/a | n/a | n/a |")

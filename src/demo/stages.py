@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src import atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -99,10 +101,7 @@ class Ledger:
         return json.loads(path.read_text()) if path.exists() else ({} if kind == "timings" else [])
 
     def write(self, kind: str, value: Any) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(kind).with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(value, indent=1))
-        tmp.replace(self.path(kind))
+        atomic.write_text(self.path(kind), json.dumps(value, indent=1))
 
 
 def progress_bar(*, enabled: bool = True):

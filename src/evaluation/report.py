@@ -125,6 +125,7 @@ def render_report(
         "",
         *plots,
         *_openings(figures),
+        *_first_tag(figures),
         *_attention(figures, images),
         *_concurrent(figures),
         *_format(figures, run),
@@ -178,6 +179,33 @@ def _openings(figures: Mapping[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _first_tag(figures: Mapping[str, Any]) -> list[str]:
+    first_tag = figures.get("first_tag")
+    if not first_tag:
+        return []
+    groups = sorted({g for condition in first_tag.values() for g in condition["by_dominant"]})
+    rows = []
+    for condition, summary in first_tag.items():
+        cells = [summary["by_dominant"].get(g) for g in groups]
+        rows.append(
+            [
+                condition.replace("_", "-"),
+                *["" if cell is None else f"{_signed(cell['mean'])} ({cell['n']})" for cell in cells],
+                "" if summary["separation"] is None else _signed(summary["separation"]),
+            ]
+        )
+    return [
+        "## First-tag margin",
+        "",
+        "log p(`<aud_desc>`) - log p(`<vis_desc>`) at the first generated position, mean (clips) per ground-truth "
+        "dominant modality, under each prompt condition; separation = audio-dominant minus visual-dominant (how "
+        "much the media move the opening; near 0: the order is a learned prior).",
+        "",
+        table(["prompt shows", *groups, "separation"], rows),
+        "",
+    ]
 
 
 def _attention(figures: Mapping[str, Any], images: bool) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from src import atomic
 from src.analysis.attention import resolve_layer
 from src.analysis.plots import plot_attention, plot_confusion, plot_recall, save_figure
 from src.data.labels import labels_for
@@ -44,12 +45,13 @@ from src.evaluation.predictions import PREDICTIONS_NAME, EvaluationError, Predic
 from src.evaluation.report import render_report
 from src.evaluation.tracking import log_to_wandb
 from src.judges.factory import build_judge
-from src.models.checkpoint import load_model, read_config
+from src.models.checkpoint import LoadedModel, load_model, read_config
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OUTPUT_FILES = ("metrics.json", "attention.json", "report.md", "confusion.png", "recall.png", "attention.png")
+FIRST_TAG_NAME = "first_tag.json"  # the first-tag margins and the weights/samples they came from
 
 
 @dataclass
@@ -85,7 +87,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
         cfg.output_dir, runs_dir=cfg.runs_dir, model_dir=model_dir, dataset=samples[0].dataset, split=cfg.split
     )
     if cfg.overwrite:
-        for name in (PREDICTIONS_NAME, *OUTPUT_FILES):
+        for name in (PREDICTIONS_NAME, FIRST_TAG_NAME, *OUTPUT_FILES):
             (out / name).unlink(missing_ok=True)
     resuming = check_run_settings(out, run_settings(cfg, settings, model_dir, manifest), overwrite=cfg.overwrite)
     judge = build_judge(cfg.judge)  # before generating: a judge misconfiguration fails in seconds
@@ -107,7 +109,11 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     selected, judge_stats = judge_records(
         selected, judge, labels, mode=cfg.explanation_mode, chunk_size=int(cfg.judge_batch_size), on_chunk=persist
     )
-    figures, attention, images = write_outputs(cfg, out, selected, labels, model_dir, manifest, stats, settings)
+    scored = {record.id for record in selected}
+    first_tag = first_tag_phase(cfg, out, [s for s in samples if s.id in scored], model_dir)
+    figures, attention, images = write_outputs(
+        cfg, out, selected, labels, model_dir, manifest, stats, settings, first_tag=first_tag
+    )
     headline = flat_figures(figures)
     log.info(
         "wrote %s: %s (%d generated now, %d resumed, %d judged, %d skipped)",
@@ -252,10 +258,8 @@ def run_settings(cfg: DictConfig, settings: GenerationSettings, model_dir: Path,
     }
 
 
-def generate_missing(
-    cfg: DictConfig, model_dir: Path, pending: list[Sample], settings: GenerationSettings, store: PredictionStore
-) -> PredictStats:
-    """Load the model and generate ``pending`` into ``store``."""
+def load_for_evaluation(cfg: DictConfig, model_dir: Path) -> tuple[LoadedModel, MediaLoader]:
+    """The model on ``cfg.device`` in ``cfg.dtype`` and a media loader of its shapes."""
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = None if cfg.dtype is None else DTYPES.get(cfg.dtype)
     if cfg.dtype is not None and dtype is None:
@@ -272,7 +276,43 @@ def generate_missing(
         on_error=cfg.on_error,
         short_clip=cfg.data.get("short_clip", "repeat"),
     )
+    return loaded, loader
+
+
+def generate_missing(
+    cfg: DictConfig, model_dir: Path, pending: list[Sample], settings: GenerationSettings, store: PredictionStore
+) -> PredictStats:
+    """Load the model and generate ``pending`` into ``store``."""
+    loaded, loader = load_for_evaluation(cfg, model_dir)
     return predict(loaded, pending, loader, settings, on_batch=store.append, progress=bool(cfg.progress_bar))
+
+
+def first_tag_phase(cfg: DictConfig, out: Path, samples: list[Sample], model_dir: Path) -> dict[str, Any] | None:
+    """The first-tag margins of ``samples`` (:mod:`src.analysis.first_tag`), kept in ``first_tag.json`` with the
+    weights and samples they came from (a resumed evaluation reuses them; the model is loaded only otherwise).
+    None when ``cfg.first_tag`` is off, the prompt is not MIGR's (``task`` other than reasoning) or no sample has
+    both modalities."""
+    from src.analysis.first_tag import first_tag_margins, first_tag_summary, usable
+
+    clips = usable(samples)
+    if not cfg.first_tag or cfg.task != "reasoning" or not clips:
+        return None
+    path = out / FIRST_TAG_NAME
+    key = {"weights": weight_files(model_dir), "samples": [s.id for s in clips]}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; computing the first-tag margins again", path)
+        stored = {}
+    if stored.get("key") == key:
+        margins = stored["margins"]
+    else:
+        loaded, loader = load_for_evaluation(cfg, model_dir)
+        margins = first_tag_margins(
+            loaded.model, loaded.tokenizer, loaded.gate_tokenizer, loader, clips, batch_size=int(cfg.batch_size)
+        )
+        atomic.write_text(path, json.dumps({"key": key, "margins": margins}, indent=1) + "\n")
+    return first_tag_summary(margins, clips, cfg.mi_key)
 
 
 def write_outputs(
@@ -284,8 +324,10 @@ def write_outputs(
     manifest: Path,
     stats: PredictStats,
     settings: GenerationSettings,
+    *,
+    first_tag: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Path]]:
-    """``metrics.json``, ``attention.json``, plots and ``report.md``.
+    """``metrics.json``, ``attention.json``, plots and ``report.md`` (``first_tag``: the first-tag summary).
 
     Returns the figures, the attention summary (None without curves) and the plots by W&B key.
     """
@@ -311,8 +353,8 @@ def write_outputs(
         "generated_now": stats.generated,
         "skipped": [asdict(record) for record in stats.skipped],
     }
-    figures = {**figures, "num_skipped": len(stats.skipped), "run": run}
-    (out / "metrics.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    figures = {**figures, "first_tag": first_tag, "num_skipped": len(stats.skipped), "run": run}
+    atomic.write_text(out / "metrics.json", json.dumps(figures, indent=1) + "\n")  # the demo's done marker
     confusion, recognition = figures["confusion"], figures["recognition"]
     images = {
         "confusion": save_figure(

@@ -183,22 +183,12 @@ class ImportanceEstimator:
 
         model = self.model
         device = next(model.parameters()).device
-        input_ids, mask, media = self._rows(samples)
-        input_ids, mask, media = input_ids.to(device), mask.to(device), media.to(device)
         label_ids, label_mask = (t.to(device) for t in self._label_ids(labels))
-        rows, num_labels = input_ids.shape[0], label_ids.shape[0]
+        num_labels = label_ids.shape[0]
         with root_params_gathered(model):
-            embeds = model.embed(input_ids, media)  # [3N, L, H]
             cache = DynamicCache()
-            out = model.llm(
-                inputs_embeds=embeds,
-                attention_mask=mask,
-                position_ids=positions_from_mask(mask),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [3N, V]: predicts answer token 1
+            first, mask = self._prefill(samples, cache)  # [3N, V]: predicts answer token 1
+            rows = first.shape[0]
             first_lp = first.repeat_interleave(num_labels, dim=0).gather(
                 1, label_ids.repeat(rows, 1)[:, :1]
             )  # [3N*K, 1]
@@ -223,6 +213,34 @@ class ImportanceEstimator:
                 token_lp = torch.cat([first_lp, rest.gather(2, cont_ids[:, 1:, None]).squeeze(-1)], dim=1)
         token_lp = token_lp * cont_mask
         return token_lp.sum(dim=1).view(len(samples), len(CONDITIONS), num_labels).cpu()
+
+    def _prefill(self, samples: Sequence[Sample], cache=None) -> tuple[Tensor, Tensor]:
+        """One forward over the prompt rows of :meth:`_rows` (filling ``cache`` when given).
+
+        Returns ``(log p(next token) [3N, V], attention mask [3N, L])``, rows clip by clip in CONDITIONS order.
+        """
+        device = next(self.model.parameters()).device
+        input_ids, mask, media = (x.to(device) for x in self._rows(samples))
+        out = self.model.llm(
+            inputs_embeds=self.model.embed(input_ids, media),  # [3N, L, H]
+            attention_mask=mask,
+            position_ids=positions_from_mask(mask),
+            past_key_values=cache,
+            use_cache=cache is not None,
+            logits_to_keep=1,
+        )
+        return torch.log_softmax(out.logits[:, -1].float(), dim=-1), mask
+
+    @torch.no_grad()
+    def next_token_logprobs(self, samples: Sequence[Sample], token_ids: Sequence[int]) -> Tensor:
+        """``[N, 3, K]`` log p(the answer's first token is ``token_ids[k]`` | condition) for each clip.
+
+        E.g. with ``task="reasoning"`` and the ids of ``<aud_desc>`` / ``<vis_desc>``: which description the
+        model would open its explanation with (:mod:`src.analysis.first_tag`).
+        """
+        with root_params_gathered(self.model):
+            first, _ = self._prefill(samples)
+        return first[:, list(token_ids)].view(len(samples), len(CONDITIONS), len(token_ids)).cpu()
 
     # ---- generate mode -------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from src.analysis.first_tag import first_tag_summary
 from src.data.labels import labels_for
-from src.data.manifest import ManifestError
+from src.data.manifest import ManifestError, read_manifest
 from src.data.media import MediaError
 from src.evaluation.figures import attention_summary, compute_figures
 from src.evaluation.predictions import EvaluationError, PredictionStore
@@ -34,6 +35,7 @@ ARTEFACTS = [
     "attention.json",
     "attention.png",
     "confusion.png",
+    "first_tag.json",
     "metrics.json",
     "predictions.jsonl",
     "recall.png",
@@ -70,6 +72,27 @@ def test_every_artefact_and_metrics_that_match_the_predictions(evaluate, tmp_pat
     assert set(attention["counts"]) == {"all", *dominant}
     assert attention["counts"]["all"] == 8
     assert (out / "report.md").read_text().startswith("# Evaluation: sft")
+    # the first-tag margins: one per clip and condition, summarised as metrics.json reports them
+    stored = json.loads((out / "first_tag.json").read_text())
+    assert sorted(stored["margins"]) == sorted(r.id for r in records)
+    samples = [s for s in read_manifest(metrics["run"]["manifest"]) if s.id in stored["margins"]]
+    assert metrics["first_tag"] == json.loads(
+        json.dumps(first_tag_summary(stored["margins"], samples, "mi_dominant"))
+    )
+    assert "## First-tag margin" in (out / "report.md").read_text()
+
+
+def test_a_finished_evaluation_reruns_without_loading_the_model(evaluate, monkeypatch) -> None:
+    first = evaluate()
+    import src.evaluation.runner as runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded again")
+
+    monkeypatch.setattr(runner, "load_for_evaluation", refuse)
+    again = evaluate()  # predictions and first-tag margins are reused
+    assert (again.generated, again.resumed) == (0, 8)
+    assert again.figures["first_tag"] == first.figures["first_tag"]
 
 
 def test_a_torn_file_resumes_with_only_the_missing_samples(evaluate, tmp_path) -> None:
