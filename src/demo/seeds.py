@@ -5,7 +5,7 @@ arm comparison by several points (README, "How fragile it is"). With ``seeds`` s
 seed into ``<out_dir>/seed_<s>/`` (its own ``base`` warm-up, MIGR build and both arms, on the same corpus) and
 writes ``<out_dir>/seeds.md``: for every row of the result table, each arm's mean and standard deviation over the
 seeds, the mean paired difference MIGR - baseline (both arms of a seed share its base model and build) with a
-95% t-interval, and in how many seeds MIGR came out ahead. Each seed's folder is a complete demo, so an
+95% t-interval, and in how many seeds MIGR's figure was the higher. Each seed's folder is a complete demo, so an
 interrupted sweep continues where it stopped.
 """
 
@@ -71,7 +71,7 @@ def sweep_table(
         f"Seeds {', '.join(map(str, seeds))} ({len(seeds)} runs); mean ± sd over the seeds, and the paired difference "
         f"{first} - {second} with its 95% t-interval.",
         "",
-        f"| metric | {first} | {second} | {first} - {second} (95% CI) | seeds {first} ahead |",
+        f"| metric | {first} | {second} | {first} - {second} (95% CI) | seeds {first} higher |",
         "|---|---:|---:|---:|---:|",
     ]
     for title, key, scale, digits in [*((t, k, 100.0, 1) for t, k in rows), *OTHER_ROWS]:
@@ -84,10 +84,10 @@ def sweep_table(
         interval = f"{mean * scale:+.{digits}f}" + (
             f" ({(mean - half) * scale:+.{digits}f}, {(mean + half) * scale:+.{digits}f})" if half == half else ""
         )
-        ahead = sum(d > 0 for d in differences)
+        higher = sum(d > 0 for d in differences)
         lines.append(
             f"| {title}{' (%)' if scale == 100.0 else ''} | {_spread(values[first], scale, digits)} | "
-            f"{_spread(values[second], scale, digits)} | {interval} | {ahead} of {len(seeds)} |"
+            f"{_spread(values[second], scale, digits)} | {interval} | {higher} of {len(seeds)} |"
         )
     return "\n".join(lines) + "\n"
 
