@@ -37,6 +37,24 @@ def stage_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def clips_and_random_tiny(tmp_path_factory: pytest.TempPathFactory):
+    """``(samples, model, tokenizer, loader)``: 5 clips of a 14-clip synthetic corpus, a random tiny model in
+    eval mode, its tokenizer and a media loader of its shapes (for comparing batched scoring with references)."""
+    from src.data.manifest import read_manifest
+    from src.data.media import MediaLoader
+    from src.data.synth import ensure_corpus
+    from src.models.omni import OmniModel
+    from src.models.presets import get_preset
+    from src.models.tokenizer import build_tiny_tokenizer
+
+    manifest = ensure_corpus(tmp_path_factory.mktemp("clips") / "corpus", n=14, seed=0, workers=1)
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    model = OmniModel.from_tokenizer(get_preset("tiny"), tokenizer).eval()
+    return read_manifest(manifest)[:5], model, tokenizer, MediaLoader(image_size=64, audio_seconds=3)
+
+
+@pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly initialised tiny model exported as a model folder (what a stage hands to the next)."""
     from src.models.checkpoint import save_model

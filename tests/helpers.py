@@ -29,3 +29,28 @@ def compose(config_name: str, *overrides: str):
 def compose_train(*overrides: str):
     """The composed `configs/train.yaml` (what `python -m src.train <overrides>` runs)."""
     return compose("train", *overrides)
+
+
+def one_clip_batch(model, tokenizer, loader, sample, condition: str, *, task: str, target: str | None = None):
+    """The collated batch of one clip under one Modality Importance condition (``audio`` | ``visual`` |
+    ``audio_visual``): the reference that batched, padded, cache-sharing code is compared with."""
+    from src.data.collate import Example, OmniCollator
+    from src.data.prompts import build_prompt, instruction_for
+
+    has_video, has_audio = {"audio": (False, True), "visual": (True, False), "audio_visual": (True, True)}[
+        condition
+    ]
+    item = loader.load(sample, video=has_video, audio=has_audio)
+    instruction = instruction_for(task)
+    example = Example(
+        prompt=build_prompt(instruction, has_video=has_video, has_audio=has_audio),
+        target=target,
+        frames=item.frames,
+        mel=item.mel,
+        instruction=instruction,
+    )
+    counts = model.token_counts()
+    collate = OmniCollator(
+        tokenizer, tokenizer, num_video_tokens=counts["video"], num_audio_tokens=counts["audio"]
+    )
+    return collate([example])

@@ -6,47 +6,13 @@ import pytest
 import torch
 
 from src.analysis.first_tag import first_tag_margins, first_tag_summary, summarize_margins, usable
-from src.data.collate import Example, OmniCollator
-from src.data.manifest import read_manifest
-from src.data.media import MediaLoader
-from src.data.prompts import build_prompt, instruction_for
 from src.migr.importance import CONDITIONS
-from src.models.omni import OmniModel
-from src.models.presets import get_preset
-from src.models.tokenizer import build_tiny_tokenizer
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from src.data.synth import ensure_corpus
-
-    manifest = ensure_corpus(tmp_path_factory.mktemp("first_tag") / "corpus", n=14, seed=0, workers=1)
-    samples = read_manifest(manifest)[:5]
-    tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    model = OmniModel.from_tokenizer(get_preset("tiny"), tokenizer).eval()
-    return samples, model, tokenizer, MediaLoader(image_size=64, audio_seconds=3)
+from tests.helpers import one_clip_batch
 
 
 def _reference_margin(model, tokenizer, loader, sample, condition) -> float:
     """log p(<aud_desc>) - log p(<vis_desc>) after the reasoning prompt, from one unbatched, unpadded forward."""
-    has_video, has_audio = {"audio": (False, True), "visual": (True, False), "audio_visual": (True, True)}[
-        condition
-    ]
-    item = loader.load(sample, video=has_video, audio=has_audio)
-    instruction = instruction_for("reasoning")
-    example = Example(
-        prompt=build_prompt(instruction, has_video=has_video, has_audio=has_audio),
-        target=None,
-        frames=item.frames,
-        mel=item.mel,
-        instruction=instruction,
-    )
-    counts = model.token_counts()
-    collate = OmniCollator(
-        tokenizer, tokenizer, num_video_tokens=counts["video"], num_audio_tokens=counts["audio"]
-    )
-    batch = collate([example])
+    batch = one_clip_batch(model, tokenizer, loader, sample, condition, task="reasoning")
     with torch.no_grad():
         logits = model(batch.input_ids, batch.attention_mask, batch.media).logits[0, -1]
     logprobs = torch.log_softmax(logits.float(), dim=-1)
@@ -54,8 +20,8 @@ def _reference_margin(model, tokenizer, loader, sample, condition) -> float:
     return float(logprobs[audio] - logprobs[visual])
 
 
-def test_batched_margins_equal_one_forward_per_clip_and_condition(setup):
-    samples, model, tokenizer, loader = setup
+def test_batched_margins_equal_one_forward_per_clip_and_condition(clips_and_random_tiny):
+    samples, model, tokenizer, loader = clips_and_random_tiny
     margins = first_tag_margins(model, tokenizer, tokenizer, loader, samples, batch_size=3)  # 2 batches, padded
     assert list(margins) == [s.id for s in samples]
     for sample in (samples[0], samples[4]):
@@ -64,8 +30,8 @@ def test_batched_margins_equal_one_forward_per_clip_and_condition(setup):
             assert margins[sample.id][condition] == pytest.approx(reference, abs=2e-4), (sample.id, condition)
 
 
-def test_summaries_by_dominant_modality_and_the_separation(setup):
-    samples = setup[0]
+def test_summaries_by_dominant_modality_and_the_separation(clips_and_random_tiny):
+    samples = clips_and_random_tiny[0]
     # margins made up: audio-dominant clips open with audio, visual-dominant ones with visual
     sign = {"audio": 1.0, "visual": -1.0, "both": 0.0}
     margins = {s.id: {c: sign[s.dominant] * (j + 1) for j, c in enumerate(CONDITIONS)} for s in samples}

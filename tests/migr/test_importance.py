@@ -7,15 +7,9 @@ import math
 import pytest
 import torch
 
-from src.data.collate import Example, OmniCollator
 from src.data.labels import labels_for
-from src.data.manifest import read_manifest
-from src.data.media import MediaLoader
-from src.data.prompts import build_prompt, instruction_for
 from src.migr.importance import CONDITIONS, ImportanceEstimator, decide
-from src.models.omni import OmniModel
-from src.models.presets import get_preset
-from src.models.tokenizer import build_tiny_tokenizer
+from tests.helpers import one_clip_batch
 
 
 @pytest.mark.parametrize(
@@ -41,44 +35,16 @@ def test_decision_rule(audio_right, visual_right, av_right, score, both_right, b
     )
 
 
-@pytest.fixture(scope="module")
-def estimator_setup(tmp_path_factory):
-    from src.data.synth import ensure_corpus
-
-    manifest = ensure_corpus(tmp_path_factory.mktemp("mi") / "corpus", n=14, seed=0, workers=1)
-    samples = read_manifest(manifest)[:5]
-    tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    model = OmniModel.from_tokenizer(get_preset("tiny"), tokenizer).eval()
-    loader = MediaLoader(image_size=64, audio_seconds=3)
-    return samples, model, tokenizer, loader
-
-
 def _reference_logprob(model, tokenizer, loader, sample, condition, label) -> float:
     """log p(label<|im_end|> | prompt) from one full forward of prompt + answer (no cache, no sharing)."""
-    has_video, has_audio = {"audio": (False, True), "visual": (True, False), "audio_visual": (True, True)}[
-        condition
-    ]
-    item = loader.load(sample, video=has_video, audio=has_audio)
-    instruction = instruction_for("label")
-    example = Example(
-        prompt=build_prompt(instruction, has_video=has_video, has_audio=has_audio),
-        target=label,
-        frames=item.frames,
-        mel=item.mel,
-        instruction=instruction,
-    )
-    counts = model.token_counts()
-    batch = OmniCollator(tokenizer, tokenizer, num_video_tokens=counts["video"], num_audio_tokens=counts["audio"])(
-        [example]
-    )
+    batch = one_clip_batch(model, tokenizer, loader, sample, condition, task="label", target=label)
     with torch.no_grad():
         out = model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels)
     return -float(out.loss) * out.num_target_tokens
 
 
-def test_batched_score_mode_equals_per_clip_scoring(estimator_setup):
-    samples, model, tokenizer, loader = estimator_setup
+def test_batched_score_mode_equals_per_clip_scoring(clips_and_random_tiny):
+    samples, model, tokenizer, loader = clips_and_random_tiny
     estimator = ImportanceEstimator(model, tokenizer, tokenizer, loader, batch_size=5)
     labels = labels_for("synth")
     batched = estimator.label_logprobs(samples, labels)  # [5, 3, 7]
@@ -90,8 +56,8 @@ def test_batched_score_mode_equals_per_clip_scoring(estimator_setup):
                 assert batched[i, j, k].item() == pytest.approx(reference, abs=2e-4), (i, condition, labels[k])
 
 
-def test_estimate_reports_predictions_dominant_and_score(estimator_setup):
-    samples, model, tokenizer, loader = estimator_setup
+def test_estimate_reports_predictions_dominant_and_score(clips_and_random_tiny):
+    samples, model, tokenizer, loader = clips_and_random_tiny
     estimator = ImportanceEstimator(model, tokenizer, tokenizer, loader, batch_size=2)
     results = estimator.estimate(samples)
     assert [r.sample_id for r in results] == [s.id for s in samples]
