@@ -45,13 +45,9 @@ def first_tag_margins(
         model, tokenizer, gate_tokenizer, loader, task="reasoning", batch_size=batch_size
     )
     audio_id, visual_id = (tokenizer.convert_tokens_to_ids(SEGMENT_TAGS[m][0]) for m in ("audio", "visual"))
-    margins: dict[str, dict[str, float]] = {}
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start : start + batch_size]
-        logprobs = estimator.next_token_logprobs(chunk, [audio_id, visual_id])  # [n, 3, 2]
-        for sample, rows in zip(chunk, logprobs):
-            margins[sample.id] = {c: float(rows[j, 0] - rows[j, 1]) for j, c in enumerate(CONDITIONS)}
-    return margins
+    logprobs = estimator.next_token_logprobs(samples, [audio_id, visual_id])  # [N, 3, 2]
+    margins = logprobs[..., 0] - logprobs[..., 1]  # [N, 3]
+    return {s.id: {c: float(margins[i, j]) for j, c in enumerate(CONDITIONS)} for i, s in enumerate(samples)}
 
 
 def usable(samples: Sequence[Sample]) -> list[Sample]:

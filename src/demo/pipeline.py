@@ -162,6 +162,7 @@ def _merge_arm_ledgers(ledger: Ledger, arm_stages: dict[str, list[Stage]]) -> No
         ledger.write("resumed", resumed)
 
 
+FIRST_TAG = "first_tag/audio_visual"  # flat figures of the first-tag margin under the audio-visual prompt
 ROWS = (
     ("WAR", "war"),
     ("UAR", "uar"),
@@ -183,10 +184,6 @@ def _arm_figures(out: Path, arm: str) -> dict[str, Any]:
     flat = flat_figures(figures)
     attention = figures.get("attention") or {}
     flat["attention_drift"] = attention.get("drift_all", attention.get("drift", {}).get("all"))
-    by_dominant = ((figures.get("first_tag") or {}).get("audio_visual") or {}).get("by_dominant") or {}
-    flat["first_tag_audio"], flat["first_tag_visual"] = (
-        by_dominant.get(g, {}).get("mean") for g in ("audio", "visual")
-    )
     return flat
 
 
@@ -234,7 +231,7 @@ def result_table(
         + " | ".join("n/a" if d is None else f"{d:+.3f}" for d in drift)
         + " |"
     )
-    margins = [(arms[a].get("first_tag_audio"), arms[a].get("first_tag_visual")) for a in ARMS]
+    margins = [tuple(arms[a].get(f"{FIRST_TAG}/{group}") for group in ("audio", "visual")) for a in ARMS]
     lines.append(
         "| first-tag margin log p(aud) - log p(vis): audio- / visual-dominant clips | "
         + " | ".join("n/a" if None in pair else f"{pair[0]:+.2f} / {pair[1]:+.2f}" for pair in margins)

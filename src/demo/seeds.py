@@ -28,8 +28,8 @@ T_95 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2
 # rows that are not percentages: (title, key of the flat figures, scale, digits)
 OTHER_ROWS = (
     ("attention drift", "attention_drift", 1.0, 3),
-    ("first-tag margin, audio-dominant clips", "first_tag_audio", 1.0, 2),
-    ("first-tag margin, visual-dominant clips", "first_tag_visual", 1.0, 2),
+    ("first-tag margin, audio-dominant clips", "first_tag/audio_visual/audio", 1.0, 2),
+    ("first-tag margin, visual-dominant clips", "first_tag/audio_visual/visual", 1.0, 2),
 )
 
 

@@ -202,5 +202,9 @@ def flat_figures(figures: Mapping[str, Any]) -> dict[str, float]:
     if attention is not None:
         for group, value in attention["drift"].items():
             flat[f"attention/drift/{group}"] = value
+    for condition, summary in (figures.get("first_tag") or {}).items():  # src.analysis.first_tag
+        for group, value in summary["by_dominant"].items():
+            flat[f"first_tag/{condition}/{group}"] = value["mean"]
+        flat[f"first_tag/{condition}/separation"] = summary["separation"]
     flat["num_samples"] = figures["num_samples"]
     return {key: value for key, value in flat.items() if value is not None}

@@ -15,8 +15,10 @@ A changed judge re-judges without regenerating; changed generation settings are 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OUTPUT_FILES = ("metrics.json", "attention.json", "report.md", "confusion.png", "recall.png", "attention.png")
+ModelLoader = Callable[[], tuple[LoadedModel, MediaLoader]]  # loads the evaluated model (once)
 FIRST_TAG_NAME = "first_tag.json"  # the first-tag margins and the weights/samples they came from
 
 
@@ -93,7 +96,9 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     judge = build_judge(cfg.judge)  # before generating: a judge misconfiguration fails in seconds
     store = PredictionStore(out / PREDICTIONS_NAME)
 
-    stats = generate_phase(cfg, store, samples, model_dir, settings, resuming=resuming)
+    # the model is loaded on first use (generating or first-tag margins) and at most once
+    load = functools.cache(lambda: load_for_evaluation(cfg, model_dir))
+    stats = generate_phase(cfg, store, samples, load, settings, resuming=resuming)
     stored = {record.id: record for record in store.load().records}
     selected = [stored[sample.id] for sample in samples if sample.id in stored]
     if len(stored) > len(selected):
@@ -110,7 +115,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
         selected, judge, labels, mode=cfg.explanation_mode, chunk_size=int(cfg.judge_batch_size), on_chunk=persist
     )
     scored = {record.id for record in selected}
-    first_tag = first_tag_phase(cfg, out, [s for s in samples if s.id in scored], model_dir)
+    first_tag = first_tag_phase(cfg, out, [s for s in samples if s.id in scored], model_dir, load)
     figures, attention, images = write_outputs(
         cfg, out, selected, labels, model_dir, manifest, stats, settings, first_tag=first_tag
     )
@@ -149,7 +154,7 @@ def generate_phase(
     cfg: DictConfig,
     store: PredictionStore,
     samples: list[Sample],
-    model_dir: Path,
+    load: ModelLoader,
     settings: GenerationSettings,
     *,
     resuming: bool,
@@ -169,7 +174,7 @@ def generate_phase(
         )
     if not pending:
         return PredictStats()
-    stats = generate_missing(cfg, model_dir, pending, settings, store)
+    stats = generate_missing(cfg, load, pending, settings, store)
     if stats.skipped:
         listed = ", ".join(record.sample_id for record in stats.skipped)
         log.warning("%d clips skipped (on_error=skip): %s", len(stats.skipped), listed)
@@ -280,14 +285,16 @@ def load_for_evaluation(cfg: DictConfig, model_dir: Path) -> tuple[LoadedModel, 
 
 
 def generate_missing(
-    cfg: DictConfig, model_dir: Path, pending: list[Sample], settings: GenerationSettings, store: PredictionStore
+    cfg: DictConfig, load: ModelLoader, pending: list[Sample], settings: GenerationSettings, store: PredictionStore
 ) -> PredictStats:
-    """Load the model and generate ``pending`` into ``store``."""
-    loaded, loader = load_for_evaluation(cfg, model_dir)
+    """Generate ``pending`` into ``store`` with the model ``load()`` gives."""
+    loaded, loader = load()
     return predict(loaded, pending, loader, settings, on_batch=store.append, progress=bool(cfg.progress_bar))
 
 
-def first_tag_phase(cfg: DictConfig, out: Path, samples: list[Sample], model_dir: Path) -> dict[str, Any] | None:
+def first_tag_phase(
+    cfg: DictConfig, out: Path, samples: list[Sample], model_dir: Path, load: ModelLoader
+) -> dict[str, Any] | None:
     """The first-tag margins of ``samples`` (:mod:`src.analysis.first_tag`), kept in ``first_tag.json`` with the
     weights and samples they came from (a resumed evaluation reuses them; the model is loaded only otherwise).
     None when ``cfg.first_tag`` is off, the prompt is not MIGR's (``task`` other than reasoning) or no sample has
@@ -307,7 +314,7 @@ def first_tag_phase(cfg: DictConfig, out: Path, samples: list[Sample], model_dir
     if stored.get("key") == key:
         margins = stored["margins"]
     else:
-        loaded, loader = load_for_evaluation(cfg, model_dir)
+        loaded, loader = load()
         margins = first_tag_margins(
             loaded.model, loaded.tokenizer, loaded.gate_tokenizer, loader, clips, batch_size=int(cfg.batch_size)
         )

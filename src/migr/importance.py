@@ -233,14 +233,19 @@ class ImportanceEstimator:
 
     @torch.no_grad()
     def next_token_logprobs(self, samples: Sequence[Sample], token_ids: Sequence[int]) -> Tensor:
-        """``[N, 3, K]`` log p(the answer's first token is ``token_ids[k]`` | condition) for each clip.
+        """``[N, 3, K]`` log p(the answer's first token is ``token_ids[k]`` | condition) for each clip, one
+        prefill per ``batch_size`` clips.
 
         E.g. with ``task="reasoning"`` and the ids of ``<aud_desc>`` / ``<vis_desc>``: which description the
         model would open its explanation with (:mod:`src.analysis.first_tag`).
         """
-        with root_params_gathered(self.model):
-            first, _ = self._prefill(samples)
-        return first[:, list(token_ids)].view(len(samples), len(CONDITIONS), len(token_ids)).cpu()
+        chunks = []
+        for start in range(0, len(samples), self.batch_size):
+            chunk = samples[start : start + self.batch_size]
+            with root_params_gathered(self.model):
+                first, _ = self._prefill(chunk)
+            chunks.append(first[:, list(token_ids)].view(len(chunk), len(CONDITIONS), len(token_ids)).cpu())
+        return torch.cat(chunks)
 
     # ---- generate mode -------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -144,7 +144,7 @@ class SFTModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if grads:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([g.detach().float() for g in grads])))
+            norm = torch.nn.utils.get_total_norm([g.detach().float() for g in grads])  # one foreach norm
             self.log("train/grad_norm", norm, batch_size=1)
 
     @override

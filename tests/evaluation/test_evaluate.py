@@ -83,8 +83,13 @@ def test_every_artefact_and_metrics_that_match_the_predictions(evaluate, tmp_pat
 
 
 def test_a_finished_evaluation_reruns_without_loading_the_model(evaluate, monkeypatch) -> None:
-    first = evaluate()
     import src.evaluation.runner as runner
+
+    loads = []
+    load = runner.load_for_evaluation
+    monkeypatch.setattr(runner, "load_for_evaluation", lambda *a, **k: loads.append(1) or load(*a, **k))
+    first = evaluate()
+    assert len(loads) == 1  # one load serves generation and the first-tag margins
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded again")
