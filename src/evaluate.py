@@ -12,12 +12,15 @@ import hydra
 from omegaconf import DictConfig
 
 from src.evaluation.runner import run_evaluation
+from src.folder_lock import printable
 
 
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     result = run_evaluation(cfg)
-    print(f"evaluation written to {result.output_dir} (report.md, metrics.json, predictions.jsonl, plots)")
+    print(
+        f"evaluation written to {printable(result.output_dir)} (report.md, metrics.json, predictions.jsonl, plots)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from src import atomic
 from src.evaluation.predictions import EvaluationError
 
 DEFAULT_SEARCH: tuple[str, ...] = ("grpo", "sft", "base")
@@ -85,7 +86,7 @@ def check_run_settings(folder: Path, settings: Mapping[str, Any], *, overwrite: 
     plain = json.loads(json.dumps(settings))
     if overwrite or not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(plain, indent=1) + "\n", encoding="utf-8")
+        atomic.write_text(path, json.dumps(plain, indent=1) + "\n")
         return False
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))

@@ -46,6 +46,7 @@ from src.evaluation.predict import GenerationSettings, PredictStats, predict
 from src.evaluation.predictions import PREDICTIONS_NAME, EvaluationError, PredictionRecord, PredictionStore
 from src.evaluation.report import render_report
 from src.evaluation.tracking import log_to_wandb
+from src.folder_lock import FolderLock
 from src.judges.factory import build_judge
 from src.models.checkpoint import LoadedModel, load_model, read_config
 
@@ -74,7 +75,6 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     check_config(cfg)
     manifest = prepare_manifest(cfg)
     samples = select_samples(read_manifest(manifest), manifest=manifest, split=cfg.split, limit=cfg.limit)
-    labels = labels_for(samples[0].dataset)
     model_dir = find_model(cfg.model_path, runs_dir=cfg.runs_dir, search=list(cfg.model_search))
     settings = generation_settings(cfg, model_dir)
     searched = f" (model_path=auto: first of {', '.join(cfg.model_search)} under {cfg.runs_dir})"
@@ -89,10 +89,26 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     out = output_folder(
         cfg.output_dir, runs_dir=cfg.runs_dir, model_dir=model_dir, dataset=samples[0].dataset, split=cfg.split
     )
+    with FolderLock(out):  # one evaluation per folder at a time; a second one fails naming the holder
+        return evaluate_into(cfg, out, manifest=manifest, samples=samples, model_dir=model_dir, settings=settings)
+
+
+def evaluate_into(
+    cfg: DictConfig,
+    out: Path,
+    *,
+    manifest: Path,
+    samples: list[Sample],
+    model_dir: Path,
+    settings: GenerationSettings,
+) -> EvaluationResult:
+    """Phases 2-4 of :func:`run_evaluation` in the output folder ``out`` (whose lock the caller holds)."""
+    labels = labels_for(samples[0].dataset)
     if cfg.overwrite:
         for name in (PREDICTIONS_NAME, FIRST_TAG_NAME, *OUTPUT_FILES):
             (out / name).unlink(missing_ok=True)
     resuming = check_run_settings(out, run_settings(cfg, settings, model_dir, manifest), overwrite=cfg.overwrite)
+    (out / "metrics.json").unlink(missing_ok=True)  # the done marker stands only for a run that finished
     judge = build_judge(cfg.judge)  # before generating: a judge misconfiguration fails in seconds
     store = PredictionStore(out / PREDICTIONS_NAME)
 
@@ -361,7 +377,6 @@ def write_outputs(
         "skipped": [asdict(record) for record in stats.skipped],
     }
     figures = {**figures, "first_tag": first_tag, "num_skipped": len(stats.skipped), "run": run}
-    atomic.write_text(out / "metrics.json", json.dumps(figures, indent=1) + "\n")  # the demo's done marker
     confusion, recognition = figures["confusion"], figures["recognition"]
     images = {
         "confusion": save_figure(
@@ -372,9 +387,11 @@ def write_outputs(
         ),
     }
     if attention is not None:
-        (out / "attention.json").write_text(json.dumps(attention, indent=1) + "\n", encoding="utf-8")
+        atomic.write_text(out / "attention.json", json.dumps(attention, indent=1) + "\n")
         images["attention"] = save_figure(
             plot_attention({model_name(model_dir): attention}), out / "attention.png"
         )
-    (out / "report.md").write_text(render_report(figures, run, name=model_name(model_dir)), encoding="utf-8")
+    atomic.write_text(out / "report.md", render_report(figures, run, name=model_name(model_dir)))
+    # the demo's done marker: written last, so a crash before it leaves a folder the next run resumes
+    atomic.write_text(out / "metrics.json", json.dumps(figures, indent=1) + "\n")
     return figures, attention, images

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,11 +28,13 @@ from src.data.manifest import ManifestError, read_manifest
 from src.data.media import MediaError
 from src.evaluation.figures import attention_summary, compute_figures
 from src.evaluation.predictions import EvaluationError, PredictionStore
+from src.folder_lock import FolderLockError
 from src.models.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 ARTEFACTS = [
+    ".lock",  # the folder lock (empty once released)
     "attention.json",
     "attention.png",
     "confusion.png",
@@ -160,6 +163,50 @@ def test_a_killed_evaluation_continues_where_it_stopped(eval_corpus, tiny_export
     resumed = evaluate(output_dir=out)
     assert (resumed.generated, resumed.resumed) == (2, 6)
     assert _completions(out) == _completions(evaluate(output_dir=tmp_path / "straight").output_dir)
+
+
+def test_two_evaluations_into_one_folder_the_second_fails_naming_the_first(
+    eval_corpus, tiny_export, tmp_path, evaluate
+) -> None:
+    out = tmp_path / "shared"
+    config_args = dict(manifest=str(eval_corpus), model=str(tiny_export), out=str(out), flags=str(tmp_path))
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from src.evaluation.predictions import PredictionStore
+        from src.evaluation.runner import run_evaluation
+        from tests.evaluation.conftest import eval_config
+
+        args = {config_args!r}
+        flags = Path(args["flags"])
+        append = PredictionStore.append
+
+        def append_then_wait(self, records):  # hold the folder mid-generation until the test says go
+            append(self, records)
+            (flags / "started").touch()
+            while not (flags / "go").exists():
+                time.sleep(0.05)
+
+        PredictionStore.append = append_then_wait
+        run_evaluation(eval_config(Path(args["manifest"]), Path(args["model"]), Path(args["out"])))
+        """
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "started").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-2000:]
+            time.sleep(0.1)
+        with pytest.raises(FolderLockError, match=rf"{out} is in use by pid {first.pid} on .* \(.*-c"):
+            evaluate(output_dir=out)
+    finally:
+        (tmp_path / "go").touch()
+        _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["run"]["generated_now"] == 8
 
 
 def test_changed_generation_settings_are_refused_but_a_new_judge_rejudges(evaluate, tmp_path) -> None:
