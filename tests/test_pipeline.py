@@ -218,23 +218,29 @@ def test_a_seed_sweep_runs_each_seed_in_its_folder_and_reports_the_spread(tmp_pa
 
     def run_one(cfg) -> str:
         ran.append((cfg.seed, cfg.out_dir, cfg.seeds))
-        (Path(cfg.out_dir) / "migr").mkdir(parents=True)
+        (Path(cfg.out_dir) / "migr").mkdir(parents=True, exist_ok=True)
         (Path(cfg.out_dir) / "migr" / "build.json").write_text(
             json.dumps({"mi_vs_truth_test": {"agreement": 0.7}})
         )
         return "table"
 
     def figures(out: Path, arm: str) -> dict:
-        seed = int(out.name.removeprefix("seed_"))
+        seed = int(out.name.removeprefix("seed_")) if out != tmp_path else 0
         return {"epc": epc[seed][arm == "baseline"], "attention_drift": 0.5 if arm == "migr" else 0.6}
 
     cfg = OmegaConf.create({"out_dir": str(tmp_path), "seed": 0, "seeds": [0, 1, 2]})
     text = run_sweep(cfg, run_one, figures, [("EPC", "epc")], ("migr", "baseline"))
-    assert ran == [(s, str(tmp_path / f"seed_{s}"), None) for s in (0, 1, 2)]
+    # seed 0, the configured seed, is the plain demo's run in out_dir itself: a sweep after `make demo` reuses it
+    assert ran == [(0, str(tmp_path), None), *((s, str(tmp_path / f"seed_{s}"), None) for s in (1, 2))]
     # differences +10, -1, +10 points: mean +6.33, sd 6.35, half-width 4.303 * 6.35 / sqrt(3) = 15.78
     assert "| EPC (%) | 81.7 ± 10.4 | 75.3 ± 13.6 | +6.3 (-9.4, +22.1) | 2 of 3 |" in text
     assert "| attention drift | 0.500 ± 0.000 | 0.600 ± 0.000 | -0.100 (-0.100, -0.100) | 0 of 3 |" in text
     assert "| first-tag margin, audio-dominant clips | n/a | n/a | n/a | n/a |" in text  # not in these figures
     assert "70.0 ± 0.0%" in text and (tmp_path / "seeds.md").read_text() == text
+    # an earlier sweep's seed_0 folder stays seed 0's
+    (tmp_path / "seed_0").mkdir()
+    ran.clear()
+    run_sweep(cfg, run_one, lambda out, arm: {}, [("EPC", "epc")], ("migr", "baseline"))
+    assert ran[0] == (0, str(tmp_path / "seed_0"), None)
     with pytest.raises(ValueError, match="distinct"):
         run_sweep(OmegaConf.create({"out_dir": str(tmp_path), "seeds": [1, 1]}), run_one, figures, [], ("a", "b"))

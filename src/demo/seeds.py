@@ -6,7 +6,9 @@ seed into ``<out_dir>/seed_<s>/`` (its own ``base`` warm-up, MIGR build and both
 writes ``<out_dir>/seeds.md``: for every row of the result table, each arm's mean and standard deviation over the
 seeds, the mean paired difference MIGR - baseline (both arms of a seed share its base model and build) with a
 95% t-interval, and in how many seeds MIGR's figure was the higher. Each seed's folder is a complete demo, so an
-interrupted sweep continues where it stopped.
+interrupted sweep continues where it stopped. The configured ``seed`` (0 by default) is the plain demo's run:
+it lives in ``<out_dir>`` itself (unless an earlier sweep made ``<out_dir>/seed_<s>``), so a sweep after
+``make demo`` reuses it instead of training that seed again.
 """
 
 from __future__ import annotations
@@ -33,13 +35,21 @@ OTHER_ROWS = (
 )
 
 
-def seed_dir(out: Path, seed: int) -> Path:
-    return out / f"seed_{seed}"
+def seed_dir(out: Path, seed: int, home_seed: int | None = None) -> Path:
+    """Where seed ``seed`` of a sweep into ``out`` runs: ``out/seed_<s>``, except the plain demo's own seed
+    ``home_seed``, which is ``out`` itself unless an earlier sweep already made its ``seed_<s>`` folder."""
+    folder = out / f"seed_{seed}"
+    return out if seed == home_seed and not folder.exists() else folder
 
 
 def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
     """The single-run configuration of one seed of the sweep ``cfg``."""
-    return OmegaConf.merge(cfg, {"seed": seed, "seeds": None, "out_dir": str(seed_dir(Path(cfg.out_dir), seed))})
+    folder = seed_dir(Path(cfg.out_dir), seed, _home_seed(cfg))
+    return OmegaConf.merge(cfg, {"seed": seed, "seeds": None, "out_dir": str(folder)})
+
+
+def _home_seed(cfg: DictConfig) -> int | None:
+    return int(cfg.seed) if cfg.get("seed") is not None else None
 
 
 def t_interval(values: Sequence[float]) -> tuple[float, float]:
@@ -104,20 +114,24 @@ def run_sweep(
     seeds = [int(s) for s in cfg.seeds]
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"seeds={list(cfg.seeds)}: expected distinct integers")
-    per_seed = {}
+    per_seed, folders = {}, {}
     for seed in seeds:
-        run_one(seed_config(cfg, seed))
-        per_seed[seed] = {arm: figures(seed_dir(out, seed), arm) for arm in arms}
+        seed_cfg = seed_config(cfg, seed)
+        folders[seed] = Path(seed_cfg.out_dir)
+        run_one(seed_cfg)
+        per_seed[seed] = {arm: figures(folders[seed], arm) for arm in arms}
     mi = []
     for seed in seeds:
-        build = json.loads((seed_dir(out, seed) / "migr" / "build.json").read_text())
+        build = json.loads((folders[seed] / "migr" / "build.json").read_text())
         confusion = build.get("mi_vs_truth_test") or build.get("mi_vs_truth") or {}
         mi.append(confusion.get("agreement"))
     text = sweep_table(per_seed, rows, arms)
     if all(v is not None for v in mi):
         text += (
             f"\nModality Importance agreement with the true dominant modality (test split): "
-            f"{_spread(mi, 100.0, 1)}%; each seed's own table: {out}/seed_<s>/results.md\n"
+            f"{_spread(mi, 100.0, 1)}%; each seed's own table: "
+            + ", ".join(f"{folders[s] / 'results.md'}" for s in seeds)
+            + "\n"
         )
     (out / "seeds.md").write_text(text)
     return text

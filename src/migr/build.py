@@ -11,7 +11,8 @@ Steps, each reported:
    ``score`` mode by default): ``importance_<dataset>.csv`` and the manifest annotated with
    ``extra["mi_dominant"]``, ``extra["mi"]`` (the manifest's own ``dominant`` field, the ground truth on the
    synthetic corpus, is left as it is).
-3. **Reordering** of the training explanations by MI (dominant description first; both orders for ``both``):
+3. **Reordering** of the training explanations by MI (dominant description first; both orders for ``both``), or
+   by the manifest's own ``dominant`` with ``reorder.order_source=manifest`` (an oracle: the synthetic truth):
    ``sft_manifest.jsonl`` (MIGR arm) and, with the same samples in the fixed visual-first order of the source
    corpora, ``baseline_manifest.jsonl`` (baseline arm). Val/test rows are copied with their MI annotations.
 4. **MI vs ground truth** where the manifest knows the truly dominant modality (the synthetic corpus): the
@@ -123,6 +124,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     from src.stages.runner import resolve_model_folder
 
     started = time.perf_counter()
+    order_source = cfg.reorder.get("order_source", "mi")
+    if order_source not in ("mi", "manifest"):
+        raise ValueError(f"reorder.order_source={order_source!r}: expected mi or manifest")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples = read_manifest(prepare_manifest(cfg.data))
@@ -185,8 +189,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
 
     # 3. Reordering (MIGR arm) and the fixed visual-first order (baseline arm) of the same training samples
     train_rows = [annotate(s) for s in (*train, *augmented)]
-    mi_by_id = {s.id: s.extra["mi_dominant"] for s in train_rows}
-    migr = reorder_all(train_rows, mi_by_id, both=cfg.reorder.both, partial=cfg.reorder.partial)
+    # the oracle order reads the manifest's ground truth; a row without one is excluded and listed (no_dominant)
+    order_by_id = {s.id: s.extra["mi_dominant"] if order_source == "mi" else s.dominant for s in train_rows}
+    migr = reorder_all(train_rows, order_by_id, both=cfg.reorder.both, partial=cfg.reorder.partial)
     baseline = fixed_order_all(train_rows, first=cfg.baseline_first, partial=cfg.reorder.partial)
     held_out = [s for s in annotated if s.split != "train"]
     write_manifest([*migr.samples, *held_out], out / "sft_manifest.jsonl")
@@ -209,6 +214,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         "mi_vs_truth": confusion,
         "mi_vs_truth_test": test_confusion,
         "fau": {k: v for k, v in fau_summary.items() if k != "table"},
+        "order_source": order_source,
         "reorder": migr.counts,
         "reorder_issues": len(migr.issues),
         "baseline": baseline.counts,
@@ -240,7 +246,8 @@ def _report(summary, fau_summary, migr, confusion, test_confusion) -> str:
     ]
     if fau_summary.get("enabled"):
         lines += ["## FAU filter (training clips)", "", "```", fau_summary.get("table", ""), "```", ""]
-    lines += ["## Reordering (training samples)", "", "```", migr.format_table(), "```", ""]
+    source = "the manifest's own dominant modality" if summary["order_source"] == "manifest" else "MI"
+    lines += [f"## Reordering (training samples, order by {source})", "", "```", migr.format_table(), "```", ""]
     if confusion is not None:
         lines += ["## Modality Importance vs ground truth (all clips)", "", _markdown_confusion(confusion), ""]
     if test_confusion is not None:

@@ -79,6 +79,41 @@ def test_sft_manifest_is_reordered_by_mi_and_baseline_is_visual_first(built):
     assert held_out and all("mi_dominant" in s.extra for s in held_out)
 
 
+def test_the_oracle_build_orders_by_the_true_dominant_modality_and_can_leave_out_the_fau_copies(
+    stage_corpus, tiny_export, tmp_path
+):
+    # the study's MIGR-oracle and MIGR-without-FAU arms: reorder.order_source=manifest, fau.enabled=false
+    cfg = _compose_build(
+        *corpus_overrides(stage_corpus)[:3],
+        f"model_path={tiny_export}",
+        f"out_dir={tmp_path}",
+        "importance.batch_size=8",
+        "reorder.order_source=manifest",
+        "fau.enabled=false",
+    )
+    summary = build(cfg)
+    truth = {s.id: s.dominant for s in read_manifest(stage_corpus)}
+    rows = [s for s in read_manifest(tmp_path / "sft_manifest.jsonl") if s.split == "train"]
+    assert rows and not any("#fau" in s.id for s in rows)
+    opened = {}
+    for sample in rows:
+        source = sample.extra["source_id"]
+        opened.setdefault(source, set()).add(sample.extra["first_modality"])
+    expected = {"audio": {"audio"}, "visual": {"visual"}, "both": {"audio", "visual"}}  # both: both orders
+    assert {source: expected[truth[source]] for source in opened} == opened
+    assert summary["order_source"] == "manifest" and summary["fau"] == {"enabled": False}
+    assert "order by the manifest's own dominant modality" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match=r"reorder\.order_source='truth'"):
+        build(
+            _compose_build(
+                *corpus_overrides(stage_corpus)[:3],
+                f"model_path={tiny_export}",
+                f"out_dir={tmp_path / 'bad'}",
+                "reorder.order_source=truth",
+            )
+        )
+
+
 def test_the_reordered_set_trains_with_stage_sft_unchanged(built, tiny_export, tmp_path):
     _, out, corpus = built
     from src.stages.runner import run_stage
