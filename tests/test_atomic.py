@@ -15,3 +15,32 @@ def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_file(tmp_path
     assert target.read_text() == '{"war": 0.5}\n'
     atomic.write_text(target, "{}")
     assert target.read_text() == "{}" and [p.name for p in target.parent.iterdir()] == ["metrics.json"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path, mask):
+    import os
+
+    import torch
+
+    from src.data.cache import TensorCache
+    from src.evaluation.predictions import PredictionStore
+    from src.stages.checkpoint_io import save_checkpoint_files
+
+    old = os.umask(mask)
+    try:
+        (tmp_path / "reference").open("w").close()  # what an ordinary open() creates: the reference
+        expected = (tmp_path / "reference").stat().st_mode & 0o777
+        atomic.write_text(tmp_path / "metrics.json", "{}")
+        atomic.save_tensors({"w": torch.zeros(2)}, tmp_path / "model.safetensors")
+        save_checkpoint_files({"state_dict": {"w": torch.zeros(2)}, "epoch": 1}, tmp_path / "ckpt" / "last.ckpt")
+        PredictionStore(tmp_path / "predictions.jsonl").rewrite([])
+        cache = TensorCache(tmp_path / "cache")
+        cache.put("0" * 64, {"frames": torch.zeros(2)})
+    finally:
+        os.umask(old)
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) >= 7
+    assert {path.relative_to(tmp_path).as_posix(): path.stat().st_mode & 0o777 for path in files} == {
+        path.relative_to(tmp_path).as_posix(): expected for path in files
+    }

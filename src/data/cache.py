@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
+
+from src import atomic
 
 # Bump when the meaning of cached tensors changes (decoding or preprocessing code), to orphan old entries.
 CACHE_VERSION = 1
@@ -83,7 +85,7 @@ class TensorCache:
         handle, tmp_name = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=file.parent)
         os.close(handle)
         try:
-            save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp_name)
+            atomic.save_tensors({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp_name)
             os.replace(tmp_name, file)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)

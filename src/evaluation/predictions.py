@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from src import atomic
 
 PREDICTIONS_NAME = "predictions.jsonl"
 
@@ -164,14 +165,4 @@ class PredictionStore:
 
     def rewrite(self, records: Iterable[PredictionRecord]) -> None:
         """Replace the file's content atomically (used when judgements are filled in)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write("".join(record.to_json() + "\n" for record in records))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        atomic.write_text(self.path, "".join(record.to_json() + "\n" for record in records))

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from src import atomic
 from src.models.omni import OmniModel
 from src.models.presets import OmniConfig
 from src.models.tokenizer import prepare_tokenizer
@@ -79,12 +79,12 @@ def write_safetensors(state: dict[str, Tensor], folder: Path, max_shard_bytes: i
         size += nbytes
     metadata = {"format": "pt"}
     if len(shards) == 1:
-        save_file(shards[0], str(folder / WEIGHTS_NAME), metadata=metadata)
+        atomic.save_tensors(shards[0], folder / WEIGHTS_NAME, metadata=metadata)
         return [WEIGHTS_NAME]
     names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     weight_map = {}
     for name, shard in zip(names, shards):
-        save_file(shard, str(folder / name), metadata=metadata)
+        atomic.save_tensors(shard, folder / name, metadata=metadata)
         weight_map.update(dict.fromkeys(shard, name))
     total = sum(t.numel() * t.element_size() for t in state.values())
     (folder / INDEX_NAME).write_text(

@@ -20,8 +20,10 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from typing_extensions import override
+
+from src import atomic
 
 TENSORS_SUFFIX = ".safetensors"
 
@@ -113,7 +115,7 @@ def save_checkpoint_files(checkpoint: dict[str, Any], path: str | os.PathLike) -
     skeleton = _encode(checkpoint, "checkpoint", tensors)
     tensors = {k: v for k, v in tensors.items() if not k.startswith("__")}
     tensor_name = f"{path.name}.{os.getpid()}-{time.time_ns()}{TENSORS_SUFFIX}"
-    save_file(tensors, str(path.with_name(tensor_name)))
+    atomic.save_tensors(tensors, path.with_name(tensor_name))
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(
         json.dumps({"format": "migr-safe-checkpoint/1", "tensor_file": tensor_name, "checkpoint": skeleton})

@@ -59,3 +59,9 @@ def test_defaults_are_the_documented_protocol(tiny_export: Path) -> None:
         GenerationSettings(task="chat")
     with pytest.raises(ValueError, match="temperature=-1"):
         GenerationSettings(temperature=-1)
+
+
+def test_the_openai_judge_cache_lives_under_the_runs_folder() -> None:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=["judge=openai", "runs_dir=/shared/runs"])
+    assert cfg.judge.cache_path == "/shared/runs/judge_cache/openai.sqlite"
