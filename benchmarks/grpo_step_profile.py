@@ -1,19 +1,19 @@
 """Where one multimodal GRPO step spends its time: rollout / reward / loss (+ backward + optimiser step).
 
-The step is the one ``GRPOModule.training_step`` runs, on the ``tiny`` preset with random weights (the
+The step is :func:`src.rl.step.grpo_step`, the function ``GRPOModule.training_step`` runs, on the ``tiny`` preset with random weights (the
 module builds a fresh model when it has no ``init_from``), MIGR's reward set (modality_order +
 modality_grounding + answer, keyword judge), G=4 completions for each of 2 prompts, beta 0.04 against a
 frozen reference. The prompts carry media of the preset's shapes (random frames and mel features, one clip
 with video and audio, one with video only), so the rollout includes the towers, projectors and BERT gate,
 computed once per prompt.
 
-The three parts, timed separately in every step:
+The three parts, timed separately in every step by ``grpo_step`` itself:
 
-* rollout: :meth:`GRPOModule.rollout` (tower features, one prefill per prompt, KV-cache decode of B*G rows);
-* reward: :meth:`GRPOModule.score` (the reward set), :func:`~src.rl.advantages.combine_rewards`,
-  :func:`~src.rl.advantages.group_advantages`;
+* rollout: tower features, one prefill per prompt, KV-cache decode of B*G rows;
+* reward: :meth:`GRPOModule.score` (the reward set), the weighted total and the group advantages;
 * loss: reference log-probs, policy log-probs with entropy, :func:`~src.rl.loss.grpo_loss`, backward,
-  gradient clipping, AdamW step (what ``training_step`` does around Lightning's ``manual_backward``).
+  gradient clipping, AdamW step (plain ``loss.backward()`` and ``clip_grad_norm_`` here, Lightning's
+  ``manual_backward`` and ``clip_gradients`` in training).
 
     python benchmarks/grpo_step_profile.py [--steps 8] [--warmup 2] [--max-new-tokens 64] [--threads 1]
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -37,14 +36,12 @@ from omegaconf import OmegaConf
 
 from src.data.collate import Batch, Example, OmniCollator
 from src.data.prompts import INSTRUCTIONS, build_prompt
-from src.rl.advantages import combine_rewards, group_advantages
-from src.rl.loss import grpo_loss
-from src.rl.rollout import completion_logprobs
+from src.rl.step import STEP_PARTS, GRPOConfig, Prompts, grpo_step
 from src.stages.common import build_optimizer, trainable_parameters
-from src.stages.grpo import GRPOConfig, GRPOModule
+from src.stages.grpo import GRPOModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-PARTS = ("rollout", "reward", "loss")
+PARTS = STEP_PARTS
 
 
 def _config(group: str, name: str) -> dict[str, Any]:
@@ -104,38 +101,25 @@ class StepTimer:
 
     def step(self, batch: Batch) -> None:
         module, cfg = self.module, self.module.cfg
-        start = time.perf_counter()
-        rollout = module.rollout(batch)
-        rolled = time.perf_counter()
-        scores = module.score(rollout, batch)
-        total = combine_rewards(scores.columns, module.reward_set.weights)  # [B*G]
-        advantages, _ = group_advantages(total, cfg.num_generations, scale=cfg.scale_rewards)
-        scored = time.perf_counter()
-        mask = rollout.completion_mask.float()
-        with torch.no_grad():
-            ref_logprobs = module.reference_logprobs(rollout) if cfg.beta > 0 else None
-        logprobs, _entropy = completion_logprobs(module.model, rollout, with_entropy=True)
-        loss, _stats = grpo_loss(
-            logprobs,
-            ref_logprobs,
-            advantages,
-            mask,
-            beta=cfg.beta,
-            epsilon_low=cfg.epsilon_low,
-            epsilon_high=cfg.epsilon_high,
-            loss_type=cfg.loss_type,
-            bias_corrected_kl=cfg.bias_corrected_kl,
-            max_completion_length=cfg.max_new_tokens,
+        parameters = trainable_parameters(module.model)
+        clip = (
+            (lambda: torch.nn.utils.clip_grad_norm_(parameters, cfg.gradient_clip_val))
+            if cfg.gradient_clip_val
+            else None
         )
-        self.optimizer.zero_grad()
-        loss.backward()
-        if cfg.gradient_clip_val:
-            torch.nn.utils.clip_grad_norm_(trainable_parameters(module.model), cfg.gradient_clip_val)
-        self.optimizer.step()
-        done = time.perf_counter()
-        for part, seconds in zip(PARTS, (rolled - start, scored - rolled, done - scored)):
-            self.seconds[part].append(seconds)
-        self.completion_lengths.append(float(rollout.lengths.float().mean()))
+        result = grpo_step(
+            module.model,
+            module.tokenizer,
+            Prompts(batch.input_ids, batch.attention_mask, batch.media),
+            cfg,
+            score=lambda rollout: module.score(rollout, batch),
+            reference_logprobs=module.reference_logprobs if cfg.beta > 0 else None,
+            optimizer=self.optimizer,
+            clip=clip,
+        )
+        for part in PARTS:
+            self.seconds[part].append(result.seconds[part])
+        self.completion_lengths.append(float(result.rollout.lengths.float().mean()))
 
 
 def run(

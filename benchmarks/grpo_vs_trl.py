@@ -9,11 +9,10 @@ tokenizer built in code) on the same chat prompts, in fp32 on one CPU thread:
 * the same reward function (a cheap text statistic), called once per step.
 
 TRL runs its own ``Trainer.train()`` loop (transformers ``generate`` for sampling, no vLLM, no logging, no
-checkpoints). Our step is what ``GRPOModule.training_step`` composes (the reward called directly rather than
-through a ``RewardSet`` of registered rewards), on a ``TextPolicy``: tokenise
--> :func:`~src.rl.rollout.sample_completions` -> reward -> :func:`~src.rl.advantages.combine_rewards` ->
-:func:`~src.rl.advantages.group_advantages` -> reference :func:`~src.rl.rollout.completion_logprobs` ->
-policy log-probs (with entropy) -> :func:`~src.rl.loss.grpo_loss` -> backward, clip, AdamW step.
+checkpoints). Our step is :func:`src.rl.step.grpo_step`, the function ``GRPOModule.training_step`` runs (the
+reward scored into a :class:`~src.reward_set.RewardResult` directly rather than through a ``RewardSet`` of
+registered rewards), on a ``TextPolicy``: tokenise -> sample -> reward -> total and group advantages ->
+reference log-probs -> policy log-probs (with entropy) -> ``grpo_loss`` -> backward, clip, AdamW step.
 
 Timing: the two alternate within ONE run. A ``TrainerCallback`` runs one of our steps at the end of every
 TRL step, so step k of each side sees the same machine state; a TRL step is timed from the end of our
@@ -54,9 +53,9 @@ from transformers.utils import logging as hf_logging
 
 from src.data.prompts import INSTRUCTIONS, build_prompt
 from src.models.tokenizer import build_tiny_tokenizer
-from src.rl.advantages import combine_rewards, group_advantages
-from src.rl.loss import grpo_loss
-from src.rl.rollout import TextPolicy, completion_logprobs, sample_completions
+from src.reward_set import RewardResult, reward_metrics
+from src.rl.rollout import Rollout, TextPolicy, completion_logprobs
+from src.rl.step import GRPOConfig, Prompts, grpo_step
 
 LEARNING_RATE = 1e-6
 EPSILON = 0.2
@@ -154,7 +153,7 @@ class OurSide:
 
     @classmethod
     def build(cls, model_dir: Path, tokenizer: PreTrainedTokenizerBase, config: BenchConfig, prompts: list[str]):
-        policy = TextPolicy(Qwen2ForCausalLM.from_pretrained(model_dir, dtype=torch.float32))
+        policy = TextPolicy(Qwen2ForCausalLM.from_pretrained(model_dir, dtype=torch.float32)).train()
         reference = TextPolicy(Qwen2ForCausalLM.from_pretrained(model_dir, dtype=torch.float32))
         reference.requires_grad_(False).eval()
         optimizer = torch.optim.AdamW(policy.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
@@ -168,45 +167,37 @@ class OurSide:
         return batch
 
     def step(self) -> None:
-        """One GRPO step, composed as ``GRPOModule.training_step`` composes it."""
+        """One GRPO step: :func:`src.rl.step.grpo_step` with the shared settings."""
         cfg = self.config
         prompts = self.next_prompts()
         encoded = self.tokenizer(prompts, padding=True, padding_side="left", return_tensors="pt")
-        self.policy.eval()  # no dropout while sampling, as GRPOModule.rollout does
-        rollout = sample_completions(
-            self.policy,
-            self.tokenizer,
-            encoded["input_ids"],
-            encoded["attention_mask"],
-            None,
+        settings = GRPOConfig(
             num_generations=cfg.num_generations,
             max_new_tokens=cfg.max_new_tokens,
             temperature=cfg.temperature,
-        )
-        self.policy.train()
-        ids = [row[keep.bool()].tolist() for row, keep in zip(rollout.completion_ids, rollout.completion_mask)]
-        rewards = self.reward(rollout.texts, ids, prompts=[p for p in prompts for _ in range(cfg.num_generations)])
-        total = combine_rewards({"letters": rewards}, {"letters": 1.0})  # [B*G]
-        advantages, _ = group_advantages(total, cfg.num_generations, scale="group")
-        mask = rollout.completion_mask.float()
-        with torch.no_grad():
-            ref_logprobs = completion_logprobs(self.reference, rollout)[0]
-        logprobs, _entropy = completion_logprobs(self.policy, rollout, with_entropy=True)
-        loss, _stats = grpo_loss(
-            logprobs,
-            ref_logprobs,
-            advantages,
-            mask,
             beta=cfg.beta,
             epsilon_low=EPSILON,
             epsilon_high=EPSILON,
             loss_type="grpo",
-            max_completion_length=cfg.max_new_tokens,
+            scale_rewards="group",
         )
-        self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
+
+        def score(rollout: Rollout) -> RewardResult:
+            ids = [row[keep.bool()].tolist() for row, keep in zip(rollout.completion_ids, rollout.completion_mask)]
+            column = {"letters": self.reward(rollout.texts, ids)}
+            weights = {"letters": 1.0}
+            return RewardResult(column, weights, reward_metrics(column, weights, {}, {}))
+
+        grpo_step(
+            self.policy,
+            self.tokenizer,
+            Prompts(encoded["input_ids"], encoded["attention_mask"]),
+            settings,
+            score=score,
+            reference_logprobs=lambda rollout: completion_logprobs(self.reference, rollout)[0],
+            optimizer=self.optimizer,
+            clip=lambda: torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm),
+        )
 
 
 class _Alternate(TrainerCallback):
@@ -246,9 +237,10 @@ def build_trl_trainer(
 ):
     """TRL's GRPOTrainer with the shared settings, offline, on the CPU, no logging or checkpoints."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig as TRLConfig
+    from trl import GRPOTrainer
 
-    args = GRPOConfig(
+    args = TRLConfig(
         output_dir=str(output),
         max_steps=steps,
         per_device_train_batch_size=config.completions_per_step,  # TRL counts completions: 2 prompts x G

@@ -1,9 +1,11 @@
 """Weighted sets of named rewards, built from config: what a GRPO step calls to score its completions.
 
-A reward set scores a batch with each of its rewards, keeps every reward's column (for logging), and sums the
-weighted columns into the total that advantages are computed from (paper Eq. 3: R_MAO + R_MGR + R_answer).
-``None`` (not applicable) contributes nothing to the total, as TRL's ``nansum`` does; a row where no reward
-applies totals 0.0 and is counted under ``rows_without_reward``.
+A reward set scores a batch with each of its rewards and returns every reward's column with its metrics.
+The weighted total that advantages are computed from (paper Eq. 3: R_MAO + R_MGR + R_answer) is made by one
+function, :func:`src.rl.advantages.combine_rewards`, which training, ``completions.jsonl`` and the logs all
+use: ``None`` (not applicable) contributes nothing to the total, as TRL's ``nansum`` does, and a row where no
+reward applies has no total (NaN in training, ``None`` here and in ``completions.jsonl``); it gets a zero
+advantage and is counted under ``rows_without_reward``.
 
 Config (``configs/rewards/*.yaml``)::
 
@@ -30,7 +32,7 @@ Example:
     [1.5, 0.0]
     >>> result.columns["format_r1omni"]
     [1.0, 0.0]
-    >>> result.metrics["answer/malformed"]
+    >>> result.metrics["rewards/answer/malformed"]
     1.0
 """
 
@@ -45,9 +47,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from rewards.base import Reward
 from src.judges.base import Judge
 from src.registry import RewardRegistry, default_registry
+from src.rl.advantages import combine_rewards, reward_stats
 
 OnError = Literal["raise", "skip"]
 
@@ -75,15 +80,22 @@ class RewardResult:
 
     Attributes:
         columns: per-reward scores, one per completion (None = not applicable or skipped after an error).
-        total: weighted sum per completion, Nones left out.
-        metrics: flat scalars for the logger: ``<name>/mean`` (over applicable rows), ``<name>/applicable``,
-            ``<name>/<metric>`` for what rewards report (``malformed``), ``<name>/errors``, ``total/mean``,
-            ``rows_without_reward``.
+        weights: per-reward weight in the total.
+        metrics: flat scalars, named as the trainer logs them under ``train/``: ``rewards/<name>/mean`` and
+            ``rewards/<name>/std`` (over the rows it applied to; NaN when undefined, e.g. a skipped reward),
+            ``rewards/<name>/applicable``, ``rewards/<name>/errors``, ``rewards/<name>/<metric>`` for what the
+            reward reports (``malformed``), and ``rows_without_reward``.
     """
 
     columns: dict[str, list[float | None]]
-    total: list[float]
+    weights: dict[str, float]
     metrics: dict[str, float]
+
+    @property
+    def total(self) -> list[float | None]:
+        """Weighted sum per completion (:func:`~src.rl.advantages.combine_rewards`); None where no reward applied."""
+        totals = combine_rewards(self.columns, self.weights).tolist()
+        return [None if math.isnan(value) else value for value in totals]
 
 
 def accepts(factory: Callable[..., Any], parameter: str) -> bool:
@@ -190,7 +202,8 @@ class RewardSet:
         """Score the batch with every reward (same keyword arguments as a :class:`~rewards.base.Reward`)."""
         size = len(completions)
         columns: dict[str, list[float | None]] = {}
-        metrics: dict[str, float] = {}
+        errors: dict[str, float] = {}
+        reported_by: dict[str, dict[str, float]] = {}
         for name, reward in self.rewards.items():
             reported: dict[str, float] = {}
 
@@ -222,23 +235,15 @@ class RewardSet:
                     stacklevel=2,
                 )
                 scores = [None] * size
-                metrics[f"{name}/errors"] = 1.0
+                errors[name] = 1.0
+                reported = {}  # counts of a call that did not finish describe no completion
             columns[name] = self._validated(name, scores, size)
-            applicable = [value for value in columns[name] if value is not None]
-            metrics[f"{name}/mean"] = sum(applicable) / len(applicable) if applicable else math.nan
-            metrics[f"{name}/applicable"] = float(len(applicable))
-            metrics.setdefault(f"{name}/errors", 0.0)
-            for key, value in reported.items():
-                metrics[f"{name}/{key}"] = value
-        total = [0.0] * size
-        without = 0
-        for i in range(size):
-            values = [(self.weights[name], column[i]) for name, column in columns.items() if column[i] is not None]
-            without += not values
-            total[i] = sum(weight * value for weight, value in values)
-        metrics["total/mean"] = sum(total) / size if size else math.nan
-        metrics["rows_without_reward"] = float(without)
-        return RewardResult(columns=columns, total=total, metrics=metrics)
+            reported_by[name] = reported
+        return RewardResult(
+            columns=columns,
+            weights=dict(self.weights),
+            metrics=reward_metrics(columns, self.weights, errors, reported_by),
+        )
 
     def _validated(self, name: str, scores: Any, size: int) -> list[float | None]:
         where = self.registry.provenance(name)["object"]
@@ -259,3 +264,20 @@ class RewardSet:
                     "expected a finite float, or None for 'not applicable'"
                 )
         return result
+
+
+def reward_metrics(
+    columns: Mapping[str, list[float | None]],
+    weights: Mapping[str, float],
+    errors: Mapping[str, float],
+    reported: Mapping[str, Mapping[str, float]],
+) -> dict[str, float]:
+    """The per-reward metrics of a scored batch (see :class:`RewardResult`); mean/std as TRL computes them."""
+    metrics: dict[str, float] = {key: float(value) for key, value in reward_stats(columns).items()}
+    for name, column in columns.items():
+        metrics[f"rewards/{name}/applicable"] = float(sum(value is not None for value in column))
+        metrics[f"rewards/{name}/errors"] = float(errors.get(name, 0.0))
+        for key, value in reported.get(name, {}).items():
+            metrics[f"rewards/{name}/{key}"] = float(value)
+    metrics["rows_without_reward"] = float(torch.isnan(combine_rewards(columns, weights)).sum())
+    return metrics

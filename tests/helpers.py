@@ -54,3 +54,60 @@ def one_clip_batch(model, tokenizer, loader, sample, condition: str, *, task: st
         tokenizer, tokenizer, num_video_tokens=counts["video"], num_audio_tokens=counts["audio"]
     )
     return collate([example])
+
+
+def wandb_history(run_root: Path, *, timeout: float = 60.0) -> list[dict]:
+    """The history rows (one dict per ``log`` call) of the one offline W&B run under ``run_root/wandb``.
+
+    Reads the run's ``.wandb`` file as W&B writes it: a 7-byte header (``:W&B``, magic, version), then records
+    in LevelDB's log format (32 KiB blocks; each chunk has a CRC, a 2-byte length and a FULL/FIRST/MIDDLE/LAST
+    type), each record a ``wandb_internal_pb2.Record`` protobuf. W&B's service process writes the file on its
+    own schedule, so this waits (up to ``timeout`` seconds) for the run's ``exit`` record.
+    """
+    import time
+
+    (path,) = sorted((run_root / "wandb").glob("offline-run-*/run-*.wandb"))
+    deadline = time.monotonic() + timeout
+    while True:
+        kinds, rows = _wandb_records(path)
+        if "exit" in kinds or time.monotonic() > deadline:
+            assert "exit" in kinds, f"{path} has no exit record after {timeout} s: the run did not finish"
+            return rows
+        time.sleep(0.5)
+
+
+def _wandb_records(path: Path) -> tuple[set[str], list[dict]]:
+    """The record types in a ``.wandb`` file and its history rows (see :func:`wandb_history`)."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} does not start with the W&B header: {data[:7]!r}"
+    block, header = 32768, 7
+    position, pending, rows, kinds = header, b"", [], set()
+    while position + header <= len(data):
+        if block - position % block < header:  # a block's tail too short for a chunk header is padding
+            position += block - position % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[position : position + header])
+        payload = data[position + header : position + header + length]
+        position += header + length
+        if kind in (2, 3):  # FIRST, MIDDLE
+            pending += payload
+            continue
+        if kind not in (1, 4):  # padding
+            continue
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(pending + payload)
+        pending = b""
+        kinds.add(record.WhichOneof("record_type"))
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+    return kinds, rows

@@ -36,7 +36,8 @@ def test_equation_3_total_is_the_sum_of_the_three_rewards():
         "answer": [1.0, 0.0, 1.0, 0.0],
     }
     assert result.total == [3.0, 2.0, 1.5, 0.0]
-    assert result.metrics["total/mean"] == pytest.approx(6.5 / 4)
+    assert result.metrics["rewards/answer/mean"] == pytest.approx(0.5)
+    assert result.metrics["rewards/answer/std"] == pytest.approx(math.sqrt(1 / 3))  # unbiased, as TRL
 
 
 def test_weights_scale_and_none_contributes_nothing():
@@ -45,25 +46,31 @@ def test_weights_scale_and_none_contributes_nothing():
     result = rewards(**make_batch(completions, dominant=["audio", None]))
     assert result.columns["modality_order"] == [1.0, None]  # not applicable without a dominant modality
     assert result.total == [2.0 * 1.0 + 0.5 * 1.0, 0.5 * 1.0]
-    assert result.metrics["modality_order/mean"] == 1.0  # mean over applicable rows only
-    assert result.metrics["modality_order/applicable"] == 1.0
+    assert result.metrics["rewards/modality_order/mean"] == 1.0  # mean over applicable rows only
+    assert result.metrics["rewards/modality_order/applicable"] == 1.0
+    assert math.isnan(result.metrics["rewards/modality_order/std"])  # one value: no spread
     assert result.metrics["rows_without_reward"] == 0.0
 
 
-def test_rows_where_no_reward_applies_total_zero_and_are_counted():
-    rewards = RewardSet([RewardSpec("modality_order")], judge=JUDGE)
+def test_rows_where_no_reward_applies_have_no_total_and_are_counted():
+    rewards = RewardSet([RewardSpec("modality_order"), RewardSpec("answer")], judge=JUDGE)
     result = rewards(**make_batch([GOOD, GOOD], dominant=[None, None]))
-    assert result.total == [0.0, 0.0]
+    assert result.columns["modality_order"] == [None, None]
+    assert result.total == [0.0, 0.0]  # answer applies (malformed: 0.0)
+    result = RewardSet([RewardSpec("modality_order")], judge=JUDGE)(
+        **make_batch([GOOD, GOOD], dominant=[None, None])
+    )
+    assert result.total == [None, None]  # nothing applies: no total (training gives it a zero advantage)
     assert result.metrics["rows_without_reward"] == 2.0
-    assert math.isnan(result.metrics["modality_order/mean"])
+    assert math.isnan(result.metrics["rewards/modality_order/mean"])
 
 
 def test_metrics_carry_what_rewards_report():
     rewards = RewardSet([RewardSpec("answer"), RewardSpec("format")])
     result = rewards(**make_batch(["<answer>fear</answer>", "junk", "<answer>xyz</answer>"]))
-    assert result.metrics["answer/malformed"] == 2.0
-    assert result.metrics["format/malformed"] == 3.0
-    assert result.metrics["answer/errors"] == 0.0
+    assert result.metrics["rewards/answer/malformed"] == 2.0
+    assert result.metrics["rewards/format/malformed"] == 3.0
+    assert result.metrics["rewards/answer/errors"] == 0.0
 
 
 def test_judge_goes_only_to_rewards_that_take_one():
@@ -117,8 +124,11 @@ def test_skip_policy_scores_none_warns_and_counts():
     ):
         result = rewards(**make_batch(["a", "b"]))
     assert result.columns["exploding"] == [None, None]
-    assert result.metrics["exploding/errors"] == 1.0
-    assert result.total == [0.0, 0.0]
+    assert result.metrics["rewards/exploding/errors"] == 1.0
+    assert result.metrics["rewards/exploding/applicable"] == 0.0
+    assert math.isnan(result.metrics["rewards/exploding/mean"])  # missing, not 0.0: the trainer drops NaN
+    assert result.total == [None, None]
+    assert result.metrics["rows_without_reward"] == 2.0
 
 
 @pytest.mark.parametrize(

@@ -1,29 +1,24 @@
 """GRPO: group-relative policy optimisation with MIGR's modality-aware rewards.
 
 ``python -m src.train stage=grpo`` (MIGR rewards: modality_order + modality_grounding + answer) or
-``stage=grpo rewards=r1omni`` (the R1-Omni baseline: format + answer). One training step reads as the
-algorithm::
+``stage=grpo rewards=r1omni`` (the R1-Omni baseline: format + answer). A training step is
+:func:`src.rl.step.grpo_step` (rollout -> rewards -> advantages -> loss -> update; its docstring holds the
+algorithm and the rule for rows no reward applies to) with Lightning's backward and gradient clipping handed
+in; this module adds what depends on Lightning or on the data: the model and the reference policy, the reward
+set's inputs from the batch's metadata, logging, and the sample completions written to ``completions.jsonl``.
 
-    rollout  = G completions per prompt, one batched KV-cache decode, media encoded once
-    rewards  = every configured reward on every completion (None = not applicable)
-    advantages = (r - mean_group) / (std_group + 1e-4)
-    repeat num_iterations times: loss = grpo_loss(policy logprobs, reference, advantages); step
-    log      = rewards per function, KL, clip fractions, lengths, entropy, sample completions
-
-Simplifications, on purpose: one optimiser step per rollout batch per iteration (no mini-batching inside a
-rollout); old log-probabilities are computed only when ``num_iterations > 1`` (otherwise the ratio is 1 and
-its gradient is the policy gradient); the reference is the initial policy (a frozen copy sharing the frozen
-towers, or, with LoRA, the same weights with the adapter disabled; none when ``beta == 0``).
-Generation under FSDP gathers the root parameters around the decode (see
-:func:`src.models.generation.root_params_gathered`); blocks gather themselves.
+The reference is the initial policy (a frozen copy sharing the frozen towers, or, with LoRA, the same weights
+with the adapter disabled; none when ``beta == 0``). Generation under FSDP gathers the root parameters around
+the decode (see :func:`src.models.generation.root_params_gathered`); blocks gather themselves.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import random
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +33,8 @@ from src.judges.factory import build_judge
 from src.models.factory import ModelSpec, instantiate
 from src.models.lora import adapter_disabled, has_lora
 from src.reward_set import RewardSet
-from src.rl.advantages import combine_rewards, group_advantages
-from src.rl.loss import grpo_loss
-from src.rl.rollout import Rollout, completion_logprobs, sample_completions
+from src.rl.rollout import Rollout, completion_logprobs
+from src.rl.step import GRPOConfig, Prompts, StepResult, grpo_step, step_metrics
 from src.stages.common import (
     build_optimizer,
     planned_optimizer_steps,
@@ -48,41 +42,6 @@ from src.stages.common import (
     trainable_parameters,
     warmup_cosine,
 )
-
-
-@dataclass
-class GRPOConfig:
-    """The ``stage`` config of ``stage=grpo`` (``configs/stage/grpo.yaml``)."""
-
-    num_generations: int = 4
-    max_new_tokens: int = 128
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    num_iterations: int = 1
-    beta: float = 0.04
-    epsilon_low: float = 0.2
-    epsilon_high: float = 0.2
-    loss_type: str = "grpo"
-    bias_corrected_kl: bool = False
-    scale_rewards: str = "group"
-    mask_truncated: bool = False
-    gradient_clip_val: float | None = 1.0
-    log_completions: int = 4
-    dominant_source: str = "mi"  # mi: the MIGR build's estimate (extra["mi_dominant"]) when present | manifest
-    optim: dict[str, Any] = field(default_factory=lambda: {"lr": 1e-6, "warmup_ratio": 0.0})
-
-    def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError(
-                f"stage.num_generations={self.num_generations} must be >= 2 (advantages compare within a group)"
-            )
-        if self.num_iterations < 1:
-            raise ValueError(f"stage.num_iterations={self.num_iterations} must be >= 1")
-        if self.dominant_source not in ("mi", "manifest"):
-            raise ValueError(f"stage.dominant_source={self.dominant_source!r} must be 'mi' or 'manifest'")
-        if self.temperature <= 0:
-            raise ValueError(f"stage.temperature={self.temperature} must be > 0: GRPO needs sampled completions")
 
 
 class GRPOModule(L.LightningModule):
@@ -193,67 +152,28 @@ class GRPOModule(L.LightningModule):
     @override
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         cfg = self.cfg
-        rollout = self.rollout(batch)
-        scores = self.score(rollout, batch)
-        total = combine_rewards(scores.columns, self.reward_set.weights, device=self.device)  # [B*G]
-        advantages, adv_stats = group_advantages(total, cfg.num_generations, scale=cfg.scale_rewards)
-        mask = rollout.completion_mask.float()
-        if cfg.mask_truncated:
-            mask = mask * (~rollout.truncated).float()[:, None]
-        with torch.no_grad():
-            ref_logprobs = self.reference_logprobs(rollout) if cfg.beta > 0 else None
-            old_logprobs = (
-                completion_logprobs(self.model, rollout, temperature=cfg.temperature)[0]
-                if cfg.num_iterations > 1
-                else None
-            )
         optimizer = self.optimizers()
-        scheduler = self.lr_schedulers()
-        for _ in range(cfg.num_iterations):
-            logprobs, entropy = completion_logprobs(
-                self.model, rollout, with_entropy=True, temperature=cfg.temperature
-            )
-            loss, loss_stats = grpo_loss(
-                logprobs,
-                ref_logprobs,
-                advantages,
-                mask,
-                old_logprobs=old_logprobs,
-                beta=cfg.beta,
-                epsilon_low=cfg.epsilon_low,
-                epsilon_high=cfg.epsilon_high,
-                loss_type=cfg.loss_type,
-                bias_corrected_kl=cfg.bias_corrected_kl,
-                max_completion_length=cfg.max_new_tokens,
-            )
-            optimizer.zero_grad()
-            self.manual_backward(loss)
-            if cfg.gradient_clip_val:
+        clip = None
+        if cfg.gradient_clip_val:
+
+            def clip() -> None:
                 self.clip_gradients(
                     optimizer, gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm="norm"
                 )
-            optimizer.step()
-            scheduler.step()
-        self.log_step(rollout, scores, adv_stats, loss, loss_stats, entropy, batch)
 
-    def rollout(self, batch: Batch) -> Rollout:
-        was_training = self.model.training
-        self.model.eval()  # no dropout while sampling
-        try:
-            return sample_completions(
-                self.model,
-                self.tokenizer,
-                batch.input_ids,
-                batch.attention_mask,
-                batch.media,
-                num_generations=self.cfg.num_generations,
-                max_new_tokens=self.cfg.max_new_tokens,
-                temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p,
-                top_k=self.cfg.top_k,
-            )
-        finally:
-            self.model.train(was_training)
+        result = grpo_step(
+            self.model,
+            self.tokenizer,
+            Prompts(batch.input_ids, batch.attention_mask, batch.media),
+            cfg,
+            score=lambda rollout: self.score(rollout, batch),
+            reference_logprobs=self.reference_logprobs if cfg.beta > 0 else None,
+            optimizer=optimizer,
+            backward=self.manual_backward,
+            clip=clip,
+            scheduler=self.lr_schedulers(),
+        )
+        self.log_step(result, batch)
 
     def score(self, rollout: Rollout, batch: Batch):
         group = self.cfg.num_generations
@@ -288,34 +208,23 @@ class GRPOModule(L.LightningModule):
         return completion_logprobs(reference, rollout, temperature=self.cfg.temperature)[0]
 
     # ---- logging -----------------------------------------------------------------------------------------
-    def log_step(self, rollout, scores, adv_stats, loss, loss_stats, entropy, batch: Batch) -> None:
-        lengths = rollout.lengths.float()
-        metrics = {
-            "train/loss": loss.detach(),
-            "train/reward": adv_stats["reward/mean"],
-            "train/reward_std": adv_stats["reward/std"],
-            "train/frac_reward_zero_std": adv_stats["frac_reward_zero_std"],
-            "train/entropy": entropy if entropy is not None else torch.tensor(float("nan")),
-            "train/completion_length": lengths.mean(),
-            "train/completion_length_min": lengths.min(),
-            "train/completion_length_max": lengths.max(),
-            "train/truncated_fraction": rollout.truncated.float().mean(),
-            "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
-        }
-        metrics.update({f"train/{k}": v for k, v in loss_stats.items()})
-        for name, column in scores.columns.items():
-            applicable = [v for v in column if v is not None]
-            if applicable:
-                metrics[f"train/rewards/{name}"] = torch.tensor(sum(applicable) / len(applicable))
+    def log_step(self, result: StepResult, batch: Batch) -> None:
+        """Log every scalar of the step under ``train/`` (undefined ones left out) and the sample completions."""
+        lr = self.optimizers().param_groups[0]["lr"]
+        metrics = {f"train/{k}": v for k, v in step_metrics(result, lr).items()}
         self.log_dict(metrics, batch_size=len(batch), prog_bar=False)
-        self.log("reward", adv_stats["reward/mean"], prog_bar=True, batch_size=len(batch), logger=False)
-        self.log_completions(rollout, scores, batch)
+        self.log(
+            "reward", result.advantage_stats["reward/mean"], prog_bar=True, batch_size=len(batch), logger=False
+        )
+        self.log_completions(result, batch)
 
-    def log_completions(self, rollout: Rollout, scores, batch: Batch) -> None:
+    def log_completions(self, result: StepResult, batch: Batch) -> None:
+        rollout, scores = result.rollout, result.scores
         count = min(self.cfg.log_completions, len(rollout.texts))
         if count == 0 or self.global_rank != 0:
             return
         group = self.cfg.num_generations
+        total = result.total.tolist()
         rows = []
         for i in range(count):
             meta = batch.meta[i // group]
@@ -327,7 +236,7 @@ class GRPOModule(L.LightningModule):
                     "dominant": meta.get("dominant"),
                     "completion": rollout.texts[i],
                     **{name: column[i] for name, column in scores.columns.items()},
-                    "total": scores.total[i],
+                    "total": None if math.isnan(total[i]) else total[i],  # None: no reward applied
                 }
             )
         if self.samples_file is not None:

@@ -12,7 +12,11 @@ from tests.evaluation.conftest import record
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "dashboards.md").read_text()
 TRAIN_SOURCES = "".join((REPO / name).read_text() for name in ("src/stages/sft.py", "src/stages/grpo.py"))
-LOSS_SOURCES = "".join((REPO / name).read_text() for name in ("src/rl/loss.py", "src/rl/advantages.py"))
+# GRPO's scalars are named in the step (src/rl/step.py), the loss, and the reward set's metrics
+LOSS_SOURCES = "".join(
+    (REPO / name).read_text()
+    for name in ("src/rl/loss.py", "src/rl/advantages.py", "src/rl/step.py", "src/reward_set.py")
+)
 # eval tables are named in tracking.py, the plots (logged as eval/<name>) in the runner's images dict
 TRACKING = "".join(
     (REPO / name).read_text() for name in ("src/evaluation/tracking.py", "src/evaluation/runner.py")
@@ -39,7 +43,7 @@ def test_every_documented_train_key_is_logged() -> None:
         if f'"{key}"' not in TRAIN_SOURCES and f'"{key.removeprefix("train/")}"' not in LOSS_SOURCES
     ]
     assert missing == []
-    assert 'f"train/rewards/{name}"' in TRAIN_SOURCES  # train/rewards/<name>
+    assert 'f"rewards/{name}/applicable"' in LOSS_SOURCES  # train/rewards/<name>/...
     assert 'f"train/{k}"' in TRAIN_SOURCES
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import lightning as L
@@ -10,6 +11,7 @@ import torch
 
 from src.models.checkpoint import load_model
 from src.models.factory import ModelSpec, describe
+from src.reward_set import RewardFailedWarning
 from src.stages.runner import build_datamodule, build_module, build_trainer, to_dict
 from tests.helpers import compose_train, corpus_overrides
 
@@ -36,20 +38,38 @@ class LengthReward:
         return [len(text) / 100 for text in completions]
 
 
-def _with_length_reward(module):
+class FlakyReward:
+    """Raises on its first call (step 0), then scores 1.0 for every completion."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *, completions, **batch):
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("flaky reward failed")
+        return [1.0 for _ in completions]
+
+
+def _with_length_reward(module, *, flaky: bool = False):
     from src.reward_set import RewardSet, RewardSpec
 
-    class Registry:  # the reward set looks names up here; only "length" exists
+    classes = {"length": LengthReward, "flaky": FlakyReward}
+
+    class Registry:  # the reward set looks names up here; only the rewards above exist
         def load(self, name):
-            return LengthReward
+            return classes[name]
 
         def create(self, name, **kwargs):
-            return LengthReward()
+            return classes[name]()
 
         def provenance(self, name):
-            return {"package": "tests", "version": "0", "object": "LengthReward"}
+            return {"package": "tests", "version": "0", "object": classes[name].__name__}
 
-    module.reward_set = RewardSet([RewardSpec("length")], registry=Registry())
+    specs = [RewardSpec("length"), *([RewardSpec("flaky")] if flaky else [])]
+    module.reward_set = RewardSet(specs, registry=Registry(), on_error="skip")
     return module
 
 
@@ -62,12 +82,18 @@ def _fit(cfg):
     return module, trainer, datamodule
 
 
-def test_one_step_changes_trained_parameters_only_and_shares_one_encoder_pass(stage_corpus, tiny_export, tmp_path):
+def test_two_steps_change_trained_parameters_only_share_one_encoder_pass_and_log_every_reward(
+    stage_corpus, tiny_export, tmp_path
+):
     cfg = compose_train(
-        *GRPO, *corpus_overrides(stage_corpus), f"stage.init_from={tiny_export}", f"runs_dir={tmp_path}"
+        *GRPO,
+        *corpus_overrides(stage_corpus),
+        f"stage.init_from={tiny_export}",
+        f"runs_dir={tmp_path}",
+        "stage.max_steps=2",
     )
     module, trainer, datamodule = _fit(cfg)
-    _with_length_reward(module)
+    _with_length_reward(module, flaky=True)
     module.configure_model()
     before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
     frozen = {n for n, p in module.model.named_parameters() if not p.requires_grad}
@@ -75,22 +101,35 @@ def test_one_step_changes_trained_parameters_only_and_shares_one_encoder_pass(st
     tower_calls: list[int] = []
     module.model.vision_tower.embeddings.register_forward_hook(lambda m, i, o: tower_calls.append(o.shape[0]))
     module.model.audio_tower.register_forward_hook(lambda m, i, o: tower_calls.append(-i[0].shape[0]))
-    trainer.fit(module, datamodule=datamodule)
+    with pytest.warns(RewardFailedWarning, match="flaky reward failed"):
+        trainer.fit(module, datamodule=datamodule)
     after = dict(module.model.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
     assert changed and not (changed & frozen)
     assert any(n.startswith("llm.") for n in changed) and any(n.startswith("mm_projector.") for n in changed)
-    # 2 prompts x 4 completions, one step: each tower ran ONCE, on the 2 clips (8 frames each), for the rollout,
-    # the policy forward and the reference forward together
-    assert sorted(tower_calls) == [-2, 16]
-    # rewards logged per reward function, samples written
-    metrics = (tmp_path / "grpo/logs/metrics.csv").read_text().splitlines()[0].split(",")
-    assert "train/rewards/length" in metrics
-    assert {"train/kl", "train/clip_ratio/region_mean", "train/entropy", "train/frac_reward_zero_std"} <= set(
-        metrics
+    # 2 prompts x 4 completions, two steps: in each, each tower ran ONCE, on the 2 clips (8 frames each), for the
+    # rollout, the policy forward and the reference forward together
+    assert sorted(tower_calls) == [-2, -2, 16, 16]
+    # every reward's statistics logged per step; the reward skipped after an error is missing at step 0, not 0.0
+    with (tmp_path / "grpo/logs/metrics.csv").open() as handle:
+        logged = [row for row in csv.DictReader(handle) if row.get("train/loss")]
+    assert len(logged) == 2
+    first, second = logged
+    for name in ("length", "flaky"):
+        assert {f"train/rewards/{name}/{stat}" for stat in ("mean", "std", "applicable", "errors")} <= set(first)
+    assert {"train/kl", "train/clip_ratio/region_mean", "train/entropy", "train/rows_without_reward"} <= set(first)
+    assert first["train/rewards/flaky/mean"] == "" and float(first["train/rewards/flaky/errors"]) == 1.0
+    assert (
+        float(first["train/rewards/flaky/applicable"]) == 0.0
+        and float(first["train/rewards/length/applicable"]) == 8
     )
+    assert float(second["train/rewards/flaky/mean"]) == 1.0 and float(second["train/rewards/flaky/errors"]) == 0.0
+    assert float(first["train/rows_without_reward"]) == 0.0  # length applied everywhere
     rows = [json.loads(line) for line in (tmp_path / "grpo/completions.jsonl").read_text().splitlines()]
-    assert rows and {"completion", "length", "total"} <= set(rows[0])
+    assert rows and {"completion", "length", "flaky", "total"} <= set(rows[0])
+    by_step = {row["step"]: row for row in rows}
+    assert by_step[1]["flaky"] is None and by_step[1]["total"] == pytest.approx(by_step[1]["length"])
+    assert by_step[2]["total"] == pytest.approx(by_step[2]["length"] + 1.0)  # the same total as training's
     assert load_model(tmp_path / "grpo/export").model.config.preset == "tiny"
 
 
