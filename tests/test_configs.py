@@ -22,7 +22,7 @@ CONFIGS = REPO / "configs"
 GROUPS = {
     "stage": ["base", "sft", "grpo"],
     "model": ["tiny", "humanomni_0.5b", "humanomni_7b"],
-    "data": ["synth", "dfew", "mafw", "emer"],
+    "data": ["synth", "synth_conflict", "dfew", "mafw", "emer"],
     "trainer": ["cpu", "gpu", "ddp", "fsdp", "fsdp2"],
     "logger": ["csv", "wandb", "none"],
     "rewards": ["migr", "r1omni"],
@@ -49,7 +49,7 @@ def all_pairs(groups: dict[str, list[str]]) -> list[dict[str, str]]:
 
     Greedy (AETG-style) and deterministic: each row starts from the smallest pair not covered yet and fills the
     other groups with the option that covers the most new pairs. The full product of the seven groups has
-    4,320 rows; this covers all of its pairs in a few dozen.
+    5,400 rows; this covers all of its pairs in a few dozen.
     """
     names = list(groups)
 
@@ -77,7 +77,7 @@ def test_all_pairs_covers_every_pair_of_options():
     for (a, options_a), (b, options_b) in itertools.combinations(GROUPS.items(), 2):
         seen = {(row[a], row[b]) for row in rows}
         assert seen == set(itertools.product(options_a, options_b)), (a, b)
-    assert len(rows) < 40  # vs 4,320 for the full product
+    assert len(rows) < 40  # vs 5,400 for the full product
 
 
 def test_every_pair_of_group_options_composes():
@@ -86,7 +86,7 @@ def test_every_pair_of_group_options_composes():
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         for row in all_pairs(GROUPS):
             overrides = [f"{k}={v}" for k, v in row.items()]
-            if row["data"] != "synth":
+            if not row["data"].startswith("synth"):
                 overrides += ROOTS
             cfg = compose(config_name="train", overrides=overrides)
             resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
@@ -136,9 +136,11 @@ def test_each_logger_config_builds(logger, tmp_path, monkeypatch):
 @pytest.mark.parametrize("data", GROUPS["data"])
 def test_each_data_config_maps_onto_the_data_module(data):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", *([] if data == "synth" else ROOTS)])
+        cfg = compose(
+            config_name="train", overrides=[f"data={data}", *([] if data.startswith("synth") else ROOTS)]
+        )
     options = data_config(cfg, str(cfg.data.manifest))
-    assert isinstance(options, DataConfig) and options.dataset == data
+    assert isinstance(options, DataConfig) and options.dataset == data.removesuffix("_conflict")
 
 
 def test_a_misspelled_override_fails_at_once_naming_the_key():

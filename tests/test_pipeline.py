@@ -244,3 +244,26 @@ def test_a_seed_sweep_runs_each_seed_in_its_folder_and_reports_the_spread(tmp_pa
     assert ran[0] == (0, str(tmp_path / "seed_0"), None)
     with pytest.raises(ValueError, match="distinct"):
         run_sweep(OmegaConf.create({"out_dir": str(tmp_path), "seeds": [1, 1]}), run_one, figures, [], ("a", "b"))
+
+
+@pytest.mark.parametrize("regime", ["faint", "conflict"])
+def test_the_corpus_regime_reaches_every_stage_and_the_fau_think(regime, tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    import src.migr.build
+    from src.demo.pipeline import plan
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(config_name="pipeline", overrides=[f"out_dir={tmp_path}", f"corpus.regime={regime}"])
+    stages = {stage.name: stage for stage in plan(cfg)}
+    built = []
+    monkeypatch.setattr(src.migr.build, "build", built.append)  # compose the build stage's config, run nothing
+    stages["migr_build"].run()
+    (build_cfg,) = built
+    if regime == "faint":  # today's commands, unchanged: no regime override, FAU thinks credit the face
+        assert not [word for word in stages["base"].description.split() if "synth.regime" in word]
+        assert "regime" not in build_cfg.data.synth
+        assert build_cfg.fau.think == "face"
+    else:
+        assert "++data.synth.regime=conflict" in stages["base"].description.split()
+        assert build_cfg.data.synth.regime == "conflict" and build_cfg.fau.think == "dominant"

@@ -47,6 +47,9 @@ def plan(cfg: DictConfig) -> list[Stage]:
         f"data.synth.phrasings={cfg.corpus.phrasings if cfg.corpus.phrasings is not None else 'null'}",
         f"data.cache_dir={corpus_root / '.cache'}",
     ]
+    regime = str(cfg.corpus.get("regime", "faint"))
+    if regime != "faint":  # the default regime's commands (and so its stage fingerprints) stay as they were
+        data.append(f"++data.synth.regime={regime}")
     common = [*as_list(cfg.train), *data, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
     if shrink:
         common += as_list(cfg.shrunk.train)
@@ -62,11 +65,21 @@ def plan(cfg: DictConfig) -> list[Stage]:
                 seed=int(cfg.corpus.seed),
                 variation=float(cfg.corpus.variation),
                 phrasings=cfg.corpus.phrasings,
+                regime=regime,
             ),
             f"{n} clips",
         ),
         train_stage("base", out / "base", [*as_list(cfg.base), *common]),
-        build_stage(out / "migr", [*data, f"model_path={out / 'base' / 'export'}", *as_list(cfg.build)]),
+        build_stage(
+            out / "migr",
+            [
+                *data,
+                f"model_path={out / 'base' / 'export'}",
+                *as_list(cfg.build),
+                # no FAU copy credits a face that is not the dominant modality (kept as it was for faint)
+                *(["fau.think=dominant"] if regime == "conflict" else []),
+            ],
+        ),
     ]
     evaluate = [
         f"data.manifest={out / 'migr' / 'annotated_manifest.jsonl'}",  # test split with truth + MI annotations

@@ -116,6 +116,8 @@ AU_PHRASES: Mapping[str, str] = MappingProxyType(
 
 
 Rule = Literal["exact", "strongest"]
+Credit = Literal["face", "dominant"]  # what the think line of a kept clip credits (see fau_filter)
+CREDITS: tuple[str, ...] = ("face", "dominant")
 REASONS: tuple[str, ...] = ("no_au_file", "unreadable", "no_face", "no_prototype", "mismatch", "ambiguous")
 
 
@@ -270,22 +272,28 @@ def fau_reasoning(
     *,
     audio: str | None = None,
     table: Mapping[str, EmotionPrototype] = EMOTION_AU_TABLE,
+    voice_dominant: bool = False,
 ) -> Reasoning:
     """FAU-consistent reasoning for a kept clip: the face described by its active label AUs, and a think line.
 
     The visual part names the present AUs of the label's prototype, most intense first (presence-only AUs
-    last), in plain words; the audio part is ``audio`` (the clip's own description, if any) unchanged.
+    last), in plain words; the audio part is ``audio`` (the clip's own description, if any) unchanged. The
+    think line credits the facial actions, or with ``voice_dominant`` (a clip whose voice is known to carry the
+    label) the voice, so a face that is not the dominant modality is never credited.
 
     Example:
         >>> summary = AUSummary(frozenset({"AU06", "AU12"}), {}, {"AU06": 2.0, "AU12": 3.5}, 10, "mean")
         >>> fau_reasoning(summary, "happy", "dfew").visual
         'The face shows lip corners pulled up and raised cheeks, which points to happiness.'
     """
+    voice_think = f"The voice carries the clearest cue, so the emotion is {label}."
     if label == "neutral":
         return Reasoning(
             visual="The face stays relaxed, with no facial action unit clearly active, which looks neutral.",
             audio=audio,
-            think="No facial action pattern of an emotion appears, so the emotion is neutral.",
+            think=voice_think
+            if voice_dominant
+            else "No facial action pattern of an emotion appears, so the emotion is neutral.",
         )
     emotion = label_prototype(label, dataset, table)
     aus = [au for au in table[emotion].aus if au in summary.present] if emotion is not None else []
@@ -300,7 +308,9 @@ def fau_reasoning(
     return Reasoning(
         visual=f"The face shows {listed}, which points to {noun}.",
         audio=audio,
-        think=f"The facial actions match the typical pattern of {noun}, so the emotion is {label}.",
+        think=voice_think
+        if voice_dominant
+        else f"The facial actions match the typical pattern of {noun}, so the emotion is {label}.",
     )
 
 
@@ -359,6 +369,7 @@ def fau_filter(
     intensity: float = 0.8,
     rule: Rule = "exact",
     tie_margin: float = 0.25,
+    think: Credit = "face",
 ) -> FilterResult:
     """Keep the samples whose AU emotion matches their label and give them FAU-consistent reasoning.
 
@@ -374,9 +385,16 @@ def fau_filter(
             mapped with each sample's own dataset.
         method, presence_rate: see :func:`aggregate`; ``min_present``, ``intensity``: see :func:`au_emotions`;
             ``rule``, ``tie_margin``: see :func:`match_label`.
+        think: what a kept clip's think line credits. ``face`` (the paper; the default): the facial actions,
+            for every clip. ``dominant``: the voice for a clip whose ``dominant`` modality is audio (known on the
+            synthetic corpus), the facial actions otherwise; so no FAU copy credits a face that does not carry
+            the label. The demo uses ``dominant`` on the conflict corpus regime only, so the default regime's
+            SFT rows stay as they were.
     """
     if rule not in ("exact", "strongest"):
         raise ValueError(f"rule must be 'exact' or 'strongest'; got {rule!r}")
+    if think not in CREDITS:
+        raise ValueError(f"fau.think must be one of {', '.join(CREDITS)}; got {think!r}")
     kept: list[Sample] = []
     rejected: list[Rejection] = []
     counts: dict[str, Counter[str]] = {}
@@ -396,7 +414,8 @@ def fau_filter(
             rejected.append(Rejection(sample, judgement.reason, judgement.detail))
         else:
             assert judgement.summary is not None
-            kept.append(_with_fau_reasoning(sample, judgement.summary, table))
+            voice_dominant = think == "dominant" and sample.dominant == "audio"
+            kept.append(_with_fau_reasoning(sample, judgement.summary, table, voice_dominant))
     result = FilterResult(
         kept=kept,
         rejected=rejected,
@@ -441,9 +460,13 @@ def _judge(
     return _Judgement(verdict.status, detail, summary, frames.dropped)
 
 
-def _with_fau_reasoning(sample: Sample, summary: AUSummary, table: Mapping[str, EmotionPrototype]) -> Sample:
+def _with_fau_reasoning(
+    sample: Sample, summary: AUSummary, table: Mapping[str, EmotionPrototype], voice_dominant: bool
+) -> Sample:
     audio = sample.reasoning.audio if sample.reasoning is not None else None
-    reasoning = fau_reasoning(summary, sample.label, sample.dataset, audio=audio, table=table)
+    reasoning = fau_reasoning(
+        summary, sample.label, sample.dataset, audio=audio, table=table, voice_dominant=voice_dominant
+    )
     emotion = label_prototype(sample.label, sample.dataset, table)
     aus = [au for au in table[emotion].aus if au in summary.present] if emotion is not None else []
     extra = dict(sample.extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -447,3 +448,25 @@ def test_filter_rule_and_dataset_guard(filter_samples: list[Sample]) -> None:
         fau_filter(filter_samples, dataset="dfew")
     with pytest.raises(ValueError, match="rule must be 'exact' or 'strongest'"):
         fau_filter(filter_samples, rule="top")  # type: ignore[arg-type]
+
+
+def test_think_credits_the_voice_of_audio_dominant_clips_only_when_asked(filter_samples: list[Sample]) -> None:
+    audio_led = [
+        replace(s, dominant="audio") if s.id == "h1" else replace(s, dominant="visual") for s in filter_samples
+    ]
+    face_credit = {s.id: s.reasoning.think for s in fau_filter(audio_led).kept}  # the paper's (default) think
+    assert face_credit == {
+        "h1": "The facial actions match the typical pattern of happiness, so the emotion is happy.",
+        "n1": "No facial action pattern of an emotion appears, so the emotion is neutral.",
+    }
+    dominant = {s.id: s.reasoning for s in fau_filter(audio_led, think="dominant").kept}
+    assert dominant["h1"].think == "The voice carries the clearest cue, so the emotion is happy."
+    assert "face" not in dominant["h1"].think and "facial" not in dominant["h1"].think
+    assert dominant["h1"].visual.startswith("The face shows lip corners pulled up")  # the description stays
+    assert dominant["n1"].think == face_credit["n1"]  # a visual-dominant clip keeps crediting its face
+    neutral_audio_led = [replace(s, dominant="audio") for s in filter_samples if s.id == "n1"]
+    assert fau_filter(neutral_audio_led, think="dominant").kept[0].reasoning.think == (
+        "The voice carries the clearest cue, so the emotion is neutral."
+    )
+    with pytest.raises(ValueError, match=r"fau\.think must be one of face, dominant"):
+        fau_filter(filter_samples, think="voice")  # type: ignore[arg-type]

@@ -1,11 +1,13 @@
 """A synthetic audio-visual emotion corpus with known modality importance (the embedded default data set).
 
 Each clip is a real mp4 (h264 + aac) of a drawn face whose action units follow an emotion prototype and a
-procedurally voiced track whose prosody follows an emotion, with a ground-truth dominant modality: the
-non-dominant one shows nothing, a weak version of the emotion, or weakly another emotion. Every clip comes
-with EMER-style reasoning parts and an OpenFace-format AU csv. See :mod:`src.data.synth.corpus` for the layout.
+procedurally voiced track whose prosody follows an emotion, with a ground-truth dominant modality. In the
+default ``faint`` regime the non-dominant one shows nothing, a weak version of the emotion, or weakly another
+emotion; in the ``conflict`` regime it shows nothing or, briefly and at full intensity, another emotion
+(:mod:`src.data.synth.plan`). Every clip comes with EMER-style reasoning parts and an OpenFace-format AU csv.
+See :mod:`src.data.synth.corpus` for the layout.
 
-    python -m src.data.synth --out data/synth --n 200 --seed 0
+    python -m src.data.synth --out data/synth --n 200 --seed 0 [--regime conflict]
 
 Example:
     >>> from src.data.synth import ensure_corpus  # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""Generate the synthetic corpus: ``python -m src.data.synth --out DIR --n N --seed S``.
+"""Generate the synthetic corpus: ``python -m src.data.synth --out DIR --n N --seed S [--regime conflict]``.
 
 Reuses an up-to-date corpus in DIR (same parameters) unless ``--force``; prints the split counts and the
 generation speed in clips/s.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from src.data.synth import DEFAULT_CORPUS_DIR, SynthConfig, ensure_corpus, is_current
 from src.data.synth.corpus import INFO_NAME
+from src.data.synth.plan import REGIMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="clip length")
     parser.add_argument("--variation", type=float, default=0.3, help="skin/background colour spread, 0..1")
     parser.add_argument("--phrasings", type=int, default=None, help="wordings per cue (default: all templates)")
+    parser.add_argument(
+        "--regime",
+        choices=REGIMES,
+        default="faint",
+        help="faint (default): the non-dominant cue is absent or faint and worded so; conflict: another emotion "
+        "at full intensity, brief, in plain words (src/data/synth/plan.py)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     parser.add_argument("--force", action="store_true", help="regenerate even when an identical corpus exists")
     args = parser.parse_args(argv)
@@ -38,12 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "variation": args.variation,
         "phrasings": args.phrasings,
+        "regime": args.regime,
     }
     config = SynthConfig(n=args.n, seed=args.seed, **options)
     if args.force and (out / INFO_NAME).is_file():
         shutil.rmtree(out)
     if is_current(out, config):
-        print(f"{out} already holds this corpus (n={args.n}, seed={args.seed}); use --force to regenerate")
+        print(
+            f"{out} already holds this corpus (n={args.n}, seed={args.seed}, regime={args.regime}); "
+            "use --force to regenerate"
+        )
         return 0
     start = time.perf_counter()
     try:

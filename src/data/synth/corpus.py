@@ -31,9 +31,9 @@ from src.data.synth import text
 from src.data.synth.au_csv import write_au_csv
 from src.data.synth.face import au_track, random_identity, random_pose, render_face
 from src.data.synth.mp4 import write_mp4
-from src.data.synth.plan import ClipPlan, SynthConfig, plan_corpus
+from src.data.synth.plan import GENERATOR_VERSION, ClipPlan, SynthConfig, plan_corpus
 from src.data.synth.spec import AU_PROTOTYPES, voice_for
-from src.data.synth.voice import random_speaker, synthesize_voice
+from src.data.synth.voice import random_speaker, synthesize_brief_voice, synthesize_voice
 
 MANIFEST_NAME = "manifest.jsonl"
 INFO_NAME = "corpus.json"
@@ -47,24 +47,51 @@ def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
     visual_emotion, visual_intensity, visual_strength = plan.visual
     audio_emotion, audio_intensity, audio_strength = plan.audio
 
-    aus = au_track(AU_PROTOTYPES[visual_emotion], visual_intensity, frames=frames, fps=config.fps, rng=face_rng)
+    # conflict regime: the non-dominant modality's display lasts only plan.span
+    visual_span = plan.span if plan.dominant == "audio" else None
+    audio_span = plan.span if plan.dominant == "visual" else None
+
+    aus = au_track(
+        AU_PROTOTYPES[visual_emotion],
+        visual_intensity,
+        frames=frames,
+        fps=config.fps,
+        rng=face_rng,
+        span=visual_span,
+    )
     identity, pose = random_identity(face_rng, config.variation), random_pose(face_rng, config.size)
     video = render_face(aus, identity, pose, size=config.size, fps=config.fps, rng=face_rng)
     voice = voice_for(audio_emotion, audio_intensity)
-    wave = synthesize_voice(
-        voice, random_speaker(voice_rng), seconds=config.seconds, sample_rate=config.sample_rate, rng=voice_rng
-    )
+    speaker = random_speaker(voice_rng)
+    if audio_span is None:
+        wave = synthesize_voice(
+            voice, speaker, seconds=config.seconds, sample_rate=config.sample_rate, rng=voice_rng
+        )
+    else:
+        wave = synthesize_brief_voice(
+            voice, speaker, audio_span, seconds=config.seconds, sample_rate=config.sample_rate, rng=voice_rng
+        )
     clip = out_dir / "clips" / f"{plan.id}.mp4"
     au_csv = out_dir / "au" / f"{plan.id}.csv"
     write_mp4(clip, video, fps=config.fps, audio=wave, sample_rate=config.sample_rate)
     write_au_csv(au_csv, aus, fps=config.fps, rng=csv_rng)
 
     reasoning = Reasoning(
-        visual=text.describe("visual", visual_emotion, visual_strength, text_rng, config.phrasings),
-        audio=text.describe("audio", audio_emotion, audio_strength, text_rng, config.phrasings),
+        visual=text.describe("visual", visual_emotion, visual_strength, text_rng, config.phrasings, config.regime),
+        audio=text.describe("audio", audio_emotion, audio_strength, text_rng, config.phrasings, config.regime),
         think=text.think(plan.label, plan.dominant, text_rng, config.phrasings),
     )
     misleading = plan.misleading_emotion
+    shows: dict[str, dict[str, Any]] = {
+        "visual": {"emotion": visual_emotion, "intensity": round(visual_intensity, 4)},
+        "audio": {"emotion": audio_emotion, "intensity": round(audio_intensity, 4)},
+    }
+    synth: dict[str, Any] = {"cue": plan.cue, **shows}
+    if config.regime != "faint":  # the faint regime's rows stay byte-for-byte as before regimes
+        synth["regime"] = config.regime
+        for modality, span in (("visual", visual_span), ("audio", audio_span)):
+            if span is not None:
+                shows[modality]["span"] = list(span)  # seconds of the brief display
     return Sample(
         id=plan.id,
         label=plan.label,
@@ -76,13 +103,7 @@ def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
         secondary_labels=(misleading,) if misleading else (),
         dominant=plan.dominant,
         au_csv=au_csv,
-        extra={
-            "synth": {
-                "cue": plan.cue,
-                "visual": {"emotion": visual_emotion, "intensity": round(visual_intensity, 4)},
-                "audio": {"emotion": audio_emotion, "intensity": round(audio_intensity, 4)},
-            }
-        },
+        extra={"synth": synth},
     )
 
 
@@ -111,7 +132,13 @@ def generate_corpus(out_dir: str | os.PathLike[str], config: SynthConfig, *, wor
     else:
         samples = [_render_job(job) for job in jobs]
     manifest = write_manifest(samples, out_dir / MANIFEST_NAME)
-    info = {"generator": "src.data.synth", "params": config.to_dict(), "counts": corpus_counts(samples)}
+    info = {
+        "generator": "src.data.synth",
+        "regime": config.regime,
+        "version": GENERATOR_VERSION,
+        "params": config.to_dict(),
+        "counts": corpus_counts(samples),
+    }
     (out_dir / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return manifest
 

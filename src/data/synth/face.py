@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.data.synth.spec import AU_INDEX
+from src.data.synth.spec import AU_INDEX, brief_envelope
 
 Array = np.ndarray
 _IDLE_AU = 0.1  # intensity below which an AU's wrinkles/flush/dimples are not drawn (idle micro-movement)
@@ -290,13 +290,24 @@ def render_face(
 
 
 def au_track(
-    prototype: dict[str, float], intensity: float, *, frames: int, fps: float, rng: np.random.Generator
+    prototype: dict[str, float],
+    intensity: float,
+    *,
+    frames: int,
+    fps: float,
+    rng: np.random.Generator,
+    span: tuple[float, float] | None = None,
 ) -> Array:
-    """``[frames, n_AU]`` intensities (0..1): ``prototype`` at ``intensity`` with onset, wobble, micro-motion, blinks."""
+    """``[frames, n_AU]`` intensities (0..1): ``prototype`` at ``intensity`` with onset, wobble, micro-motion, blinks.
+
+    The expression lasts the whole clip (after a quick onset from 55%), or with ``span`` (start, end seconds)
+    only then: a brief display at full ``intensity`` with ramps of :data:`src.data.synth.spec.BRIEF_RAMP` s, a relaxed face
+    around it.
+    """
     time = np.arange(frames) / fps
     track = np.zeros((frames, len(AU_INDEX)), dtype=np.float32)
     onset = rng.uniform(0.15, 0.5)
-    rise = 0.55 + 0.45 * np.clip(time / onset, 0.0, 1.0)
+    rise = 0.55 + 0.45 * np.clip(time / onset, 0.0, 1.0) if span is None else brief_envelope(time, span)
     for name, weight in prototype.items():
         wobble = 1.0 + 0.06 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * time + rng.uniform(0, 2 * np.pi))
         track[:, AU_INDEX[name]] = weight * intensity * rise * wobble

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from src.data.labels import labels_for
 
 EMOTIONS: tuple[str, ...] = labels_for("synth")  # the 7 DFEW classes
@@ -102,3 +104,12 @@ def voice_for(emotion: str, intensity: float) -> Prosody:
         if name != "tremor_rate"
     }
     return Prosody(**values, tremor_rate=offset.tremor_rate)
+
+
+BRIEF_RAMP = 0.1  # seconds a brief display (conflict regime, src.data.synth.plan) takes to appear and to fade
+
+
+def brief_envelope(time: np.ndarray, span: tuple[float, float], ramp: float = BRIEF_RAMP) -> np.ndarray:
+    """0..1 at each of ``time`` (seconds): 1 within ``span``, linear ramps of ``ramp`` s inside its ends, else 0."""
+    start, end = span
+    return np.clip(np.minimum(time - start, end - time) / ramp, 0.0, 1.0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.data.synth.spec import Prosody
+from src.data.synth.spec import NEUTRAL_VOICE, Prosody, brief_envelope
 
 CONTROL_RATE = 200  # Hz: pitch/amplitude are planned at 5 ms steps
 MAX_HARMONIC_HZ = 4000.0
@@ -100,3 +100,24 @@ def synthesize_voice(
     wave = 0.08 * 10 ** (prosody.loudness / 20) * (voiced + breath)
     wave += speaker.noise * rng.standard_normal(samples)
     return np.tanh(wave).astype(np.float32)
+
+
+def synthesize_brief_voice(
+    prosody: Prosody,
+    speaker: Speaker,
+    span: tuple[float, float],
+    *,
+    seconds: float,
+    sample_rate: int,
+    rng: np.random.Generator,
+    ramp: float = 0.05,
+) -> np.ndarray:
+    """``[round(seconds * sample_rate)]``: the neutral voice, switching to ``prosody`` within ``span`` (seconds).
+
+    Two tracks of the same speaker (neutral, emotional) cross-faded with ``ramp``-second ramps at the span's
+    ends: a brief outburst in an otherwise even voice (the conflict regime's non-dominant audio cue).
+    """
+    calm = synthesize_voice(NEUTRAL_VOICE, speaker, seconds=seconds, sample_rate=sample_rate, rng=rng)
+    burst = synthesize_voice(prosody, speaker, seconds=seconds, sample_rate=sample_rate, rng=rng)
+    gate = brief_envelope(np.arange(calm.shape[0]) / sample_rate, span, ramp).astype(np.float32)
+    return calm * (1.0 - gate) + burst * gate
