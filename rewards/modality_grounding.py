@@ -9,26 +9,28 @@ Decisions the paper leaves open:
 
 - ``dominant == "both"``: ``S_m`` holds the sentences of both descriptions and of ``<think>``.
 - ``dominant is None``: None, the reward does not apply.
-- A missing or empty segment of S_m counts as ONE sentence that is not grounded (the others still count), so
-  that no completion can raise its score by leaving a description out: an earlier rule that skipped missing
-  segments let GRPO find completions with broken description tags and a lone ``<think>`` scoring 1.0,
-  above a well-formed explanation whose non-dominant description honestly says "calm" (2/3), and
-  well-formedness fell from 94% to 71% in the demo. Nothing at all to read (no segment) scores 0.0.
+- A completion that is not a well-formed MIGR explanation (both descriptions, ``<think>``, ``<answer>``, each
+  once, nothing outside them: :func:`rewards.format.migr_format_ok`) scores 0.0. S_m reads only part of the
+  text, so anything else (the non-dominant description, stray text, a second answer) was free: dropping the
+  non-dominant description, or writing a shorter think outside the structure, paid as much or more than a
+  well-formed explanation, and MIGR's GRPO eroded the format (93.7% well-formed over three seeds, 67.6% in one
+  demo). An earlier rule that only counted a missing segment as one ungrounded sentence still let a
+  completion without the non-dominant description score 1.0 (issue 16).
 - ``multi_label=True`` counts a sentence as grounded when the target is among its label set (ERV's top-2
   reading of a multi-label classifier) instead of being its single label (the paper's indicator).
 
-Malformed (counted under ``malformed``, still scored as above): one of the segments S_m is built from is
-missing or empty.
+Malformed (scored 0.0, counted under ``malformed``): not MIGR's structure, for a sample with a dominant modality.
 
 Example (keyword judge: "trembles" -> fear, "blank face" -> neutral, "Fear." -> fear):
     >>> from src.judges.keywords import KeywordJudge
     >>> reward = ModalityGroundingReward(judge=KeywordJudge())
     >>> text = "<aud_desc>The voice trembles.</aud_desc><vis_desc>A blank face.</vis_desc>" \\
     ...        "<think>It is fear. The voice says so.</think><answer>fear</answer>"
-    >>> reward(completions=[text, text, text], completion_ids=[[], [], []], prompts=["p"] * 3,
-    ...        labels=["fear"] * 3, dominant=["audio", "both", None], sample_ids=["a", "b", "c"],
-    ...        dataset=["dfew"] * 3)
-    [0.6666666666666666, 0.5, None]
+    >>> no_visual = "<aud_desc>The voice trembles.</aud_desc><think>It is fear.</think><answer>fear</answer>"
+    >>> reward(completions=[text, text, text, no_visual], completion_ids=[[], [], [], []], prompts=["p"] * 4,
+    ...        labels=["fear"] * 4, dominant=["audio", "both", None, "audio"], sample_ids=["a", "b", "c", "d"],
+    ...        dataset=["dfew"] * 4)
+    [0.6666666666666666, 0.5, None, 0.0]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from rewards.base import (
     segment_sentences,
     target_label,
 )
+from rewards.format import migr_format_ok
 from src.data.reasoning import parse_completion
 from src.judges.base import Judge, label_sets
 from src.judges.keywords import KeywordJudge
@@ -86,19 +89,13 @@ class ModalityGroundingReward:
             {"completions": completions, "labels": labels, "dominant": dominant, "dataset": dataset},
         )
         sentences: list[list[str]] = []
-        missing: list[int] = []  # segments of S_m that are absent or empty, one ungrounded sentence each
-        malformed = 0
+        readable: list[bool] = []  # a dominant modality and MIGR's structure: the only completions scored > 0
         for text, modality, sample_id in zip(completions, dominant, sample_ids):
             check_dominant(modality, sample_id)
-            if modality is None:
-                sentences.append([])
-                missing.append(0)
-                continue
-            parsed = parse_completion(text or "")
-            names = _SEGMENTS[modality]
-            malformed += not all(parsed.segments.get(name) for name in names)
-            sentences.append(segment_sentences(parsed, names))
-            missing.append(sum(not parsed.segments.get(name) for name in names))
+            ok = modality is not None and migr_format_ok(text or "")
+            readable.append(ok)
+            sentences.append(segment_sentences(parse_completion(text), _SEGMENTS[modality]) if ok else [])
+        malformed = sum(m is not None and not ok for m, ok in zip(dominant, readable))
         if self.multi_label:
             judged = judge_per_dataset(lambda s, labs: label_sets(self.judge, s, labs), sentences, dataset)
         else:
@@ -109,11 +106,10 @@ class ModalityGroundingReward:
                 scores.append(None)
                 continue
             target = target_label(labels[i], dataset[i], sample_ids[i])
-            total = len(sentences[i]) + missing[i]
-            if total == 0:
+            if not readable[i] or not sentences[i]:
                 scores.append(0.0)
                 continue
             hits = sum(target in result if self.multi_label else result == target for result in judged[i])
-            scores.append(hits / total)
+            scores.append(hits / len(sentences[i]))
         log_metric(batch, "malformed", malformed)
         return scores

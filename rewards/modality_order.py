@@ -13,9 +13,13 @@ Decisions the paper leaves open:
   with either description tag, and the target must be found in the segment it opens with.
 - ``dominant is None`` (no modality importance for the sample): None, the reward does not apply.
 - "Starts with" means the first non-whitespace text is the opening tag of a closed segment.
+- Only a well-formed MIGR explanation (both descriptions, ``<think>``, ``<answer>``, each once, nothing outside
+  them: :func:`rewards.format.migr_format_ok`) can score 1.0: the equation reads the first segment only, so
+  without this a completion that opened right and then broke off, dropped the other description or trailed
+  stray text was paid like a well-formed one, and MIGR's GRPO eroded the format (issue 16).
 
-Malformed (scored 0.0, counted under ``malformed``): the completion does not open with a closed tagged segment.
-Opening with the other modality's tag is not malformed, just the wrong order (0.0).
+Malformed (scored 0.0, counted under ``malformed``): not MIGR's structure, for a sample with a dominant
+modality. Opening with the other modality's tag is not malformed, just the wrong order (0.0).
 
 Example (the keyword judge finds "trembles" -> fear in the audio segment):
     >>> from src.judges.keywords import KeywordJudge
@@ -40,6 +44,7 @@ from rewards.base import (
     segment_sentences,
     target_label,
 )
+from rewards.format import migr_format_ok
 from src.data.reasoning import parse_completion
 from src.judges.base import Judge, label_sets
 from src.judges.keywords import KeywordJudge
@@ -82,9 +87,10 @@ class ModalityOrderReward:
             check_dominant(modality, sample_id)
             parsed = parse_completion(text or "")
             first = parsed.first_segment
-            malformed += modality is not None and first is None
+            ok = migr_format_ok(text or "")
+            malformed += modality is not None and not ok
             allowed = _DESCRIPTIONS if modality == "both" else (modality,)
-            right = modality is not None and first in allowed
+            right = modality is not None and ok and first in allowed
             opens_right.append(right)
             sentences.append(segment_sentences(parsed, [first]) if right else [])
         found = judge_per_dataset(lambda s, labs: label_sets(self.judge, s, labs), sentences, dataset)

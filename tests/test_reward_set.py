@@ -25,19 +25,48 @@ def test_equation_3_total_is_the_sum_of_the_three_rewards():
     completions = [
         f"{GOOD}<answer>fear</answer>",  # MAO 1, MGR 2/2 (trembles, It is fear), answer 1   -> 3
         f"{GOOD}<answer>sad</answer>",  # MAO 1, MGR 1, answer 0                              -> 2
+        "<vis_desc>The face is blank.</vis_desc><aud_desc>The voice trembles.</aud_desc><think>It is fear.</think>"
+        "<answer>fear</answer>",
+        # ^ visual first: MAO 0; MGR 2/2; answer 1                                             -> 2
         "<vis_desc>The face is blank.</vis_desc><think>It is fear.</think><answer>fear</answer>",
-        # ^ visual first: MAO 0; MGR: audio missing (1 ungrounded) + "It is fear." -> 1/2; answer 1  -> 1.5
+        # ^ the audio description missing: not MIGR's structure, MAO 0, MGR 0; answer 1        -> 1
         "",  # nothing                                                                          -> 0
     ]
     result = rewards(**make_batch(completions, dominant="audio"))
     assert result.columns == {
-        "modality_order": [1.0, 1.0, 0.0, 0.0],
-        "modality_grounding": [1.0, 1.0, 0.5, 0.0],
-        "answer": [1.0, 0.0, 1.0, 0.0],
+        "modality_order": [1.0, 1.0, 0.0, 0.0, 0.0],
+        "modality_grounding": [1.0, 1.0, 1.0, 0.0, 0.0],
+        "answer": [1.0, 0.0, 1.0, 1.0, 0.0],
     }
-    assert result.total == [3.0, 2.0, 1.5, 0.0]
-    assert result.metrics["rewards/answer/mean"] == pytest.approx(0.5)
-    assert result.metrics["rewards/answer/std"] == pytest.approx(math.sqrt(1 / 3))  # unbiased, as TRL
+    assert result.total == [3.0, 2.0, 2.0, 1.0, 0.0]
+    assert result.metrics["rewards/answer/mean"] == pytest.approx(0.6)
+    assert result.metrics["rewards/answer/std"] == pytest.approx(math.sqrt(0.3))  # unbiased, as TRL
+
+
+def test_under_migrs_set_a_malformed_completion_never_out_scores_a_well_formed_one():
+    # Issue 16: R_MAO and R_MGR read part of the text, so what lay outside it was free. A well-formed audio-first
+    # explanation whose think adds an unjudged sentence scores 1 + 2/3 + 1; the same without the visual
+    # description, or with a shorter think outside the structure, scored 3.0 (the old rules). Now any malformed variant of an
+    # explanation totals at most its answer reward (1.0), below every well-formed explanation that answers right.
+    judge = TableJudge({**JUDGE.table, "The cue is the voice.": []})
+    rewards = RewardSet.from_config(OmegaConf.load(CONFIGS / "migr.yaml"), judge=judge)
+    aud, vis = "<aud_desc>The voice trembles.</aud_desc>", "<vis_desc>The face is blank.</vis_desc>"
+    well_formed = [
+        f"{aud}{vis}<think>It is fear. The cue is the voice.</think><answer>fear</answer>",
+        f"{vis}{aud}<think>The cue is the voice.</think><answer>fear</answer>",  # wrong order, think unjudged
+    ]
+    malformed = [
+        f"{aud}<think>It is fear.</think><answer>fear</answer>",  # the non-dominant description left out
+        f"{aud}{vis}<think>It is fear.</think><answer>fear</answer> fear",  # stray text
+        f"{aud}{vis}<think>It is fear.</think><answer>fear</answer><answer>fear</answer>",  # two answers
+        f"{aud}{vis}<think>It is fear.</think>fear",  # no answer tag
+        f"{aud}<vis_desc>The face is blank.<think>It is fear.</think><answer>fear</answer>",  # unclosed tag
+    ]
+    result = rewards(**make_batch(well_formed + malformed, dominant="audio"))
+    good, bad = result.total[: len(well_formed)], result.total[len(well_formed) :]
+    assert good == pytest.approx([1 + 2 / 3 + 1, 0 + 1 / 2 + 1])
+    assert bad == [1.0, 1.0, 0.0, 0.0, 1.0]
+    assert max(bad) <= min(good)
 
 
 def test_weights_scale_and_none_contributes_nothing():

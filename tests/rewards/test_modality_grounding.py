@@ -33,20 +33,23 @@ def test_equation_2_by_dominant_modality(batch):
     assert scores == [2 / 4, 2 / 4, 3 / 6]
 
 
-def test_a_missing_segment_counts_as_one_ungrounded_sentence(batch):
+def test_anything_but_migrs_structure_scores_zero(batch):
     reward = ModalityGroundingReward(judge=JUDGE)
     completions = [
-        f"{VIS}{THINK}{ANS}",  # audio dominant, audio segment missing: think (fear, -) + missing -> 1/3
-        f"{AUD}{VIS}{ANS}",  # think missing: audio (fear, surprise) + missing -> 1/3
-        f"{VIS}{ANS}",  # neither the audio description nor think: 0/2
-        "",  # empty -> 0
-        "<aud_desc>   </aud_desc><think>It is fear.</think>",  # blank audio: think (fear) + missing -> 1/2
+        f"{VIS}{THINK}{ANS}",  # audio dominant, audio description missing
+        f"{AUD}{THINK}{ANS}",  # the non-dominant description missing (S_m itself complete)
+        f"{AUD}{VIS}{ANS}",  # think missing
+        f"{AUD}{VIS}{THINK}",  # cut off before the answer
+        f"{AUD}{VIS}{THINK}{ANS} fear",  # stray text after the answer
+        f"{AUD}{VIS}{THINK}{ANS}{ANS}",  # two answers
+        "<aud_desc>   </aud_desc><vis_desc>The face is blank.</vis_desc>" + THINK + ANS,  # blank audio
+        "",  # empty
     ]
-    assert reward(**batch(completions, dominant="audio")) == [1 / 3, 1 / 3, 0.0, 0.0, 1 / 2]
+    assert reward(**batch(completions, dominant="audio")) == [0.0] * len(completions)
 
 
 def test_leaving_a_description_out_never_scores_higher(batch):
-    # the reward hack the old rule allowed: drop the non-dominant description that honestly says "neutral"
+    # the reward hack the old rules allowed: drop the non-dominant description that honestly says "neutral"
     reward = ModalityGroundingReward(judge=JUDGE)
     vis_neutral = "<vis_desc>The face is blank.</vis_desc>"
     aud_fear = "<aud_desc>The voice trembles.</aud_desc>"
@@ -55,8 +58,9 @@ def test_leaving_a_description_out_never_scores_higher(batch):
     without_visual = f"{aud_fear}{think_fear}{ANS}"
     think_only = f"{think_fear}{ANS}"
     scores = reward(**batch([full, without_visual, think_only], dominant="both"))
-    assert scores == [2 / 3, 2 / 3, 1 / 3]
-    assert scores[1] <= scores[0] and scores[2] <= scores[0]
+    assert scores == [2 / 3, 0.0, 0.0]
+    scores = reward(**batch([full, without_visual], dominant="audio"))
+    assert scores == [1.0, 0.0]  # S_audio of both is {trembles, It is fear}: only the structure differs
 
 
 def test_multi_label_counts_a_sentence_when_the_target_is_in_its_set(batch):
@@ -68,22 +72,22 @@ def test_multi_label_counts_a_sentence_when_the_target_is_in_its_set(batch):
 def test_not_applicable_without_dominant_and_malformed_counted(batch):
     logged: dict[str, float] = {}
     reward = ModalityGroundingReward(judge=JUDGE)
-    completions = [f"{AUD}{THINK}{ANS}", f"{AUD}{ANS}", f"{AUD}{THINK}{ANS}", "junk"]
+    completions = [f"{AUD}{VIS}{THINK}{ANS}", f"{AUD}{ANS}", f"{AUD}{THINK}{ANS}", "junk"]
     scores = reward(
         **batch(completions, dominant=["audio", "audio", None, "visual"]), log_metric=logged.__setitem__
     )
-    assert scores == [2 / 4, 1 / 3, None, 0.0]
-    assert logged == {"malformed": 2.0}  # think missing; visual description and think missing
+    assert scores == [2 / 4, 0.0, None, 0.0]
+    assert logged == {"malformed": 2.0}  # not applicable without a dominant modality: not counted
 
 
-def test_nested_tags_are_stripped_before_judging(batch):
-    judge = TableJudge({"The voice trembles.": ["fear"]})
+def test_nested_tags_are_malformed_and_never_judged(batch):
+    judge = TableJudge({"The voice trembles.": ["fear"], "It is fear.": ["fear"]})
     reward = ModalityGroundingReward(judge=judge)
-    text = "<aud_desc><vis_desc>The voice trembles.</vis_desc></aud_desc>"
-    assert reward(**batch([text], dominant="audio")) == [1 / 2]  # grounded; <think> missing: one ungrounded
-    assert judge.calls[0][0] == ["The voice trembles."]
+    text = f"<aud_desc><vis_desc>The voice trembles.</vis_desc></aud_desc>{THINK}{ANS}"
+    assert reward(**batch([text], dominant="audio")) == [0.0]
+    assert judge.calls == []
 
 
 def test_label_outside_dataset_fails_with_sample_id(batch):
     with pytest.raises(ValueError, match="sample 's0'"):
-        ModalityGroundingReward(judge=JUDGE)(**batch([f"{AUD}{THINK}"], labels="worried"))
+        ModalityGroundingReward(judge=JUDGE)(**batch([f"{AUD}{VIS}{THINK}{ANS}"], labels="worried"))

@@ -60,7 +60,7 @@ def test_both_accepts_either_opening_with_the_target_in_that_segment(batch):
 
 def test_unknown_dominant_is_not_applicable(batch):
     reward = ModalityOrderReward(judge=JUDGE)
-    scores = reward(**batch([f"{AUD_FEAR}{TAIL}", f"{AUD_FEAR}{TAIL}"], dominant=[None, "audio"]))
+    scores = reward(**batch([f"{AUD_FEAR}{VIS_BLANK}{TAIL}"] * 2, dominant=[None, "audio"]))
     assert scores == [None, 1.0]
 
 
@@ -68,14 +68,14 @@ def test_single_label_judges_contribute_one_label_per_sentence(batch):
     # "A scream follows." is surprise for this judge: E_audio = {fear (1st sentence), surprise} still holds fear.
     judge = SingleLabelTableJudge({"The voice trembles.": "neutral", "A scream follows.": "surprise"})
     reward = ModalityOrderReward(judge=judge)
-    assert reward(**batch([f"{AUD_FEAR}{TAIL}"], labels="fear")) == [0.0]  # E = {neutral, surprise}
-    assert reward(**batch([f"{AUD_FEAR}{TAIL}"], labels="surprise")) == [1.0]
+    assert reward(**batch([f"{AUD_FEAR}{VIS_BLANK}{TAIL}"], labels="fear")) == [0.0]  # E = {neutral, surprise}
+    assert reward(**batch([f"{AUD_FEAR}{VIS_BLANK}{TAIL}"], labels="surprise")) == [1.0]
 
 
 def test_judge_is_called_once_per_dataset_with_that_datasets_labels(batch):
     judge = TableJudge({"The voice trembles.": ["fear"]})
     reward = ModalityOrderReward(judge=judge)
-    text = "<aud_desc>The voice trembles.</aud_desc>" + TAIL
+    text = "<aud_desc>The voice trembles.</aud_desc><vis_desc>x</vis_desc>" + TAIL
     scores = reward(**batch([text, text, text], labels=["fear", "fear", "fear"], dataset=["dfew", "mafw", "dfew"]))
     assert scores == [1.0, 1.0, 1.0]
     assert [labels[0] for _, labels in judge.calls] == ["happy", "anger"]  # DFEW's then MAFW's label order
@@ -85,15 +85,18 @@ def test_judge_is_called_once_per_dataset_with_that_datasets_labels(batch):
 def test_malformed_openings_are_counted_not_raised(batch):
     logged: dict[str, float] = {}
     completions = [
-        f"{AUD_FEAR}{TAIL}",  # fine
-        f"{VIS_BLANK}{TAIL}",  # wrong order, not malformed
+        f"{AUD_FEAR}{VIS_BLANK}{TAIL}",  # fine
+        f"{VIS_BLANK}{AUD_FEAR}{TAIL}",  # wrong order, not malformed
         "<aud_desc>never closed",  # malformed
         "plain text",  # malformed
+        f"{AUD_FEAR}{TAIL}",  # opens right, but the visual description is missing: malformed
+        f"{AUD_FEAR}{VIS_BLANK}{TAIL} fear",  # stray text after the answer: malformed
+        f"{AUD_FEAR}{VIS_BLANK}<think>It is fear.</think>",  # cut off before the answer: malformed
     ]
     reward = ModalityOrderReward(judge=JUDGE)
     scores = reward(**batch(completions), log_metric=lambda k, v: logged.update({k: v}))
-    assert scores == [1.0, 0.0, 0.0, 0.0]
-    assert logged == {"malformed": 2.0}
+    assert scores == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert logged == {"malformed": 5.0}
 
 
 def test_default_judge_is_the_keyword_judge(batch):
