@@ -25,7 +25,7 @@ GROUPS = {
     "data": ["synth", "synth_conflict", "dfew", "mafw", "emer"],
     "trainer": ["cpu", "gpu", "ddp", "fsdp", "fsdp2"],
     "logger": ["csv", "wandb", "none"],
-    "rewards": ["migr", "r1omni"],
+    "rewards": ["migr", "migr_consistency", "r1omni"],
     "judge": ["keywords", "embedding", "hf", "openai"],
 }
 ROOTS = ["data.root=/data/X"]  # the real-data groups need their folder
