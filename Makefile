@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 XDIST = $(if $(filter 0 1,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format bench clean
+.PHONY: help venv browser demo test test-fast lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,10 +19,19 @@ help:  ## list the targets
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[dev,app]'
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || $(MAKE) --no-print-directory browser
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install the pinned stack (about 2 minutes, no GPU needed)
+
+browser:  ## install Debian's chromium for the app's browser test (as root with apt; see README otherwise)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "browser: install Chromium yourself (apt-get install chromium) or set MIGR_CHROMIUM=/path/to/chrome;" \
+		     "without one the app's browser test is skipped"; \
+	fi
 
 demo: $(STAMP)  ## run the whole pipeline on the embedded default (tiny model, synthetic corpus)
 	$(PY) -m src.pipeline $(ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,3 +112,45 @@ def _wandb_records(path: Path) -> tuple[set[str], list[dict]]:
                 }
             )
     return kinds, rows
+
+
+SCRIPT = (
+    "<vis_desc>Her jaw is tight</vis_desc><aud_desc>The voice rises furiously.</aud_desc>"
+    "<think>So enraged!</think><answer>angry</answer>"
+)
+
+
+def scripted_export(folder: Path, script: str = SCRIPT) -> Path:
+    """A tiny model folder whose greedy output is ``script`` whatever it is shown (an independent, known answer).
+
+    Every transformer block's output projections are zero, so the last position's hidden state is the (normed)
+    embedding of the last token, and the untied LM head maps each token of the script to the next one (the
+    prompt's last token to the first). The script's tokens must be distinct; the media still pass through the
+    towers, projectors and attention (attention shares are real, only the text is fixed).
+    """
+    import torch
+
+    from src.models.checkpoint import save_model
+    from src.models.omni import OmniModel
+    from src.models.presets import get_preset
+    from src.models.tokenizer import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    model = OmniModel.from_tokenizer(get_preset("tiny", llm={"tie_word_embeddings": False}), tokenizer)
+    chain = [tokenizer.encode("\n", add_special_tokens=False)[-1]]
+    chain += [*tokenizer.encode(script, add_special_tokens=False), tokenizer.eos_token_id]
+    if len(set(chain)) != len(chain):
+        raise ValueError(f"script tokens repeat: {tokenizer.convert_ids_to_tokens(chain)}")
+    lm = model.causal_lm
+    with torch.no_grad():
+        for layer in lm.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        lm.model.norm.weight.fill_(1.0)
+        embeddings = lm.model.embed_tokens.weight
+        lm.lm_head.weight.zero_()
+        for current, following in itertools.pairwise(chain):
+            direction = embeddings[current] / embeddings[current].pow(2).mean().sqrt()
+            lm.lm_head.weight[following] += 10.0 * direction / direction.norm()
+    return save_model(model, tokenizer, tokenizer, folder)

@@ -85,17 +85,20 @@ class PredictStats:
 class _EvalRows(Dataset):
     """Samples -> ``(position, Example)`` or ``(position, SkipRecord)`` under the loader's error policy."""
 
-    def __init__(self, samples: Sequence[Sample], loader: MediaLoader, task: str) -> None:
+    def __init__(
+        self, samples: Sequence[Sample], loader: MediaLoader, task: str, *, video: bool = True, audio: bool = True
+    ) -> None:
         self.samples = list(samples)
         self.loader = loader
         self.instruction = instruction_for(task)
+        self.video, self.audio = video, audio
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, position: int) -> tuple[int, Example | SkipRecord]:
         sample = self.samples[position]
-        item = self.loader.load(sample)
+        item = self.loader.load(sample, video=self.video, audio=self.audio)
         if item.skip is not None:
             return position, item.skip
         has_video, has_audio = item.frames is not None, item.mel is not None
@@ -121,11 +124,15 @@ def predict(
     *,
     on_batch: Callable[[list[PredictionRecord]], None],
     progress: bool = True,
+    video: bool = True,
+    audio: bool = True,
 ) -> PredictStats:
     """Generate a record for every sample (in order, ``settings.batch_size`` at a time).
 
     ``on_batch`` receives each batch's records as soon as they exist (the caller appends them to
-    ``predictions.jsonl``). Returns counts, skipped clips and timing.
+    ``predictions.jsonl``). ``video=False`` / ``audio=False`` leave that modality out of every prompt (the
+    sample's other modality alone: Modality Importance's single-modality conditions, a video without sound).
+    Returns counts, skipped clips and timing.
     """
     model, tokenizer = loaded.model, loaded.tokenizer
     counts = model.token_counts()
@@ -137,7 +144,7 @@ def predict(
         padding_side="left",
     )
     rows = DataLoader(
-        _EvalRows(samples, loader, settings.task),
+        _EvalRows(samples, loader, settings.task, video=video, audio=audio),
         batch_size=settings.batch_size,
         shuffle=False,
         num_workers=settings.num_workers,
