@@ -2,7 +2,7 @@
 
 OpenFace 2 (``FeatureExtraction``) writes one csv row per frame: ``AUxx_r`` intensities (0..5) for 17 action
 units, ``AUxx_c`` presences (0/1) for those and AU28, and ``success == 0`` for frames without a face. The
-filter runs in four steps, each a function of its own (the first two live in :mod:`src.migr.openface` and are
+filter runs in four steps, each a function of its own (the first two live in :mod:`src.data.openface` and are
 re-exported here):
 
 1. :func:`read_openface_csv` -> :class:`AUFrames`: the valid frames (``success == 0`` rows excluded and
@@ -53,7 +53,7 @@ import numpy as np
 
 from src.data.labels import normalize_label
 from src.data.manifest import Reasoning, Sample
-from src.migr.openface import (
+from src.data.openface import (
     AUFrames,
     AUSummary,
     Method,

@@ -11,6 +11,7 @@ import pytest
 
 from src.data.labels import emotion_forms, labels_for
 from src.data.manifest import Reasoning, Sample
+from src.data.openface import OPENFACE_INTENSITY_AUS, OPENFACE_PRESENCE_AUS
 from src.data.synth.au_csv import write_au_csv
 from src.data.synth.face import au_track
 from src.data.synth.spec import AU_INTENSITY, AU_PROTOTYPES
@@ -30,7 +31,6 @@ from src.migr.fau import (
     read_openface_csv,
     table_label,
 )
-from src.migr.openface import OPENFACE_INTENSITY_AUS, OPENFACE_PRESENCE_AUS
 
 HEADER = [
     "frame", "face_id", "timestamp", "confidence", "success",

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data.openface import OpenFaceError, read_openface_columns
 from src.data.synth.spec import AU_INTENSITY, AU_PRESENCE
-from src.migr.openface import OpenFaceError, read_openface_columns
 
 META_COLUMNS: tuple[str, ...] = ("frame", "face_id", "timestamp", "confidence", "success")
 COLUMNS: tuple[str, ...] = (
@@ -55,7 +55,7 @@ def write_au_csv(path: str | os.PathLike[str], aus: np.ndarray, *, fps: float, r
 def read_au_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Columns of an OpenFace csv by (stripped) name, as float arrays; extra OpenFace columns are kept too.
 
-    Parsing and its errors are MIGR's general OpenFace reader (:func:`src.migr.openface.read_openface_columns`).
+    Parsing and its errors are MIGR's general OpenFace reader (:func:`src.data.openface.read_openface_columns`).
     """
     table = read_openface_columns(path)
     missing = [name for name in META_COLUMNS if name not in table]
