@@ -39,17 +39,22 @@ MANIFEST_NAME = "manifest.jsonl"
 INFO_NAME = "corpus.json"
 
 
+STREAMS = 4  # independent random streams per clip: face, voice, AU noise, text
+
+
+def _spans(plan: ClipPlan) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """(visual, audio) brief-display spans: the conflict regime's non-dominant modality lasts only plan.span."""
+    return (plan.span if plan.dominant == "audio" else None, plan.span if plan.dominant == "visual" else None)
+
+
 def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
     """Write the clip and AU csv of ``plan`` under ``out_dir`` and return its manifest sample."""
-    streams = np.random.SeedSequence(plan.seed).spawn(4)  # independent streams: face, voice, AU noise, text
-    face_rng, voice_rng, csv_rng, text_rng = (np.random.default_rng(stream) for stream in streams)
+    streams = np.random.SeedSequence(plan.seed).spawn(STREAMS)
+    face_rng, voice_rng, csv_rng = (np.random.default_rng(stream) for stream in streams[:3])
     frames = round(config.seconds * config.fps)
-    visual_emotion, visual_intensity, visual_strength = plan.visual
-    audio_emotion, audio_intensity, audio_strength = plan.audio
-
-    # conflict regime: the non-dominant modality's display lasts only plan.span
-    visual_span = plan.span if plan.dominant == "audio" else None
-    audio_span = plan.span if plan.dominant == "visual" else None
+    visual_emotion, visual_intensity, _ = plan.visual
+    audio_emotion, audio_intensity, _ = plan.audio
+    visual_span, audio_span = _spans(plan)
 
     aus = au_track(
         AU_PROTOTYPES[visual_emotion],
@@ -75,7 +80,18 @@ def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
     au_csv = out_dir / "au" / f"{plan.id}.csv"
     write_mp4(clip, video, fps=config.fps, audio=wave, sample_rate=config.sample_rate)
     write_au_csv(au_csv, aus, fps=config.fps, rng=csv_rng)
+    return clip_sample(plan, config, clip, au_csv)
 
+
+def clip_sample(plan: ClipPlan, config: SynthConfig, clip: Path, au_csv: Path) -> Sample:
+    """The manifest sample of ``plan``: its reasoning text and ``extra.synth`` (what each modality shows).
+
+    Needs no media (the text has its own random stream), so the text of a whole corpus can be made in
+    milliseconds, as :func:`render_clip` makes it.
+    """
+    text_rng = np.random.default_rng(np.random.SeedSequence(plan.seed).spawn(STREAMS)[3])
+    visual_emotion, visual_intensity, visual_strength = plan.visual
+    audio_emotion, audio_intensity, audio_strength = plan.audio
     reasoning = Reasoning(
         visual=text.describe("visual", visual_emotion, visual_strength, text_rng, config.phrasings, config.regime),
         audio=text.describe("audio", audio_emotion, audio_strength, text_rng, config.phrasings, config.regime),
@@ -89,7 +105,7 @@ def render_clip(plan: ClipPlan, config: SynthConfig, out_dir: Path) -> Sample:
     synth: dict[str, Any] = {"cue": plan.cue, **shows}
     if config.regime != "faint":  # the faint regime's rows stay byte-for-byte as before regimes
         synth["regime"] = config.regime
-        for modality, span in (("visual", visual_span), ("audio", audio_span)):
+        for modality, span in zip(("visual", "audio"), _spans(plan)):
             if span is not None:
                 shows[modality]["span"] = list(span)  # seconds of the brief display
     return Sample(
