@@ -154,3 +154,29 @@ def scripted_export(folder: Path, script: str = SCRIPT) -> Path:
             direction = embeddings[current] / embeddings[current].pow(2).mean().sqrt()
             lm.lm_head.weight[following] += 10.0 * direction / direction.norm()
     return save_model(model, tokenizer, tokenizer, folder)
+
+
+def eos_biased(llm, eos_token_id: int, bias: float):
+    """Context manager: ``llm``'s output layer adds ``bias`` to the EOS logit (a model biased to stop).
+
+    The head is replaced by a copy with a bias vector (zero except at EOS) and restored on exit.
+    """
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def biased():
+        head = llm.lm_head
+        replacement = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+        with torch.no_grad():
+            replacement.weight.copy_(head.weight)
+            replacement.bias.zero_()
+            replacement.bias[eos_token_id] = bias
+        llm.lm_head = replacement
+        try:
+            yield llm
+        finally:
+            llm.lm_head = head
+
+    return biased()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from src.models.generation import generate
+from tests.helpers import eos_biased
 from tests.models.conftest import collator_for, make_examples
 
 AV, V, A = (True, True), (True, False), (False, True)
@@ -47,31 +50,34 @@ def test_samples_of_a_prompt_share_one_media_encoding_and_one_prefill(tiny_model
     assert prefill_rows == [3]  # the prompt rows, not 12
 
 
-def test_completions_are_cut_at_eos_and_masked_after_it(tiny_model, tokenizer):
+def test_completions_stop_at_eos_and_are_masked_after_it(tiny_model, tokenizer):
     batch = _batch(tiny_model, tokenizer)
-    eos = tokenizer.eos_token_id
-    # force EOS as soon as it is likely: bias the output layer so EOS wins after a few steps
-    torch.manual_seed(1)
-    gen = generate(
-        tiny_model,
-        batch.input_ids,
-        batch.attention_mask,
-        batch.media,
-        max_new_tokens=30,
-        eos_token_id=eos,
-        pad_token_id=tokenizer.pad_token_id,
-        num_return_sequences=2,
-        temperature=1.0,
-        top_k=3,
-    )
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    # a model biased to emit EOS: about one step in three draws it, so rows stop at different lengths
+    with eos_biased(tiny_model.llm, eos, bias=float(math.log(len(tokenizer)) - 0.5)):
+        gen = generate(
+            tiny_model,
+            batch.input_ids,
+            batch.attention_mask,
+            batch.media,
+            max_new_tokens=40,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            num_return_sequences=4,
+            temperature=1.0,
+            generator=torch.Generator().manual_seed(0),
+        )
+    lengths = []
     for row, mask in zip(gen.tokens, gen.completion_mask):
         hits = (row == eos).nonzero()
-        if len(hits):
-            first = int(hits[0])
-            assert mask[: first + 1].all() and not mask[first + 1 :].any()
-            assert (row[first + 1 :] == tokenizer.pad_token_id).all()
-        else:
-            assert mask.all()
+        assert len(hits) >= 1, "every row reaches EOS"
+        first = int(hits[0])
+        lengths.append(first + 1)
+        assert mask[: first + 1].all() and not mask[first + 1 :].any()  # mask up to and including EOS
+        assert (row[first + 1 :] == pad).all()  # padding after it
+    assert gen.lengths.tolist() == lengths
+    assert len(set(lengths)) > 1 and max(lengths) > 1  # rows stopped at different points, not all at once
+    assert gen.tokens.shape[1] == max(lengths) < 40  # decoding ended when the last row stopped
 
 
 def test_sampling_is_reproducible_with_a_generator(tiny_model, tokenizer):

@@ -239,3 +239,69 @@ def test_the_cli_rejects_a_misspelled_reward_within_seconds(run_train):
     assert result.returncode != 0
     assert "Unknown reward 'anwser'. Did you mean 'answer'?" in result.stderr
     assert elapsed < 5.0, f"took {elapsed:.1f} s"
+
+
+class DominantRecorder:
+    """Scores 0.0 and records the dominant modality each completion was scored with."""
+
+    name = "recorder"
+    seen: list = []
+
+    def __call__(self, *, completions, dominant, **batch):
+        DominantRecorder.seen = list(dominant)
+        return [0.0 for _ in completions]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # MI estimate first (the paper's m); "none" = MI found no dominant modality; absent -> the manifest's
+        ("mi", ["audio", None, "visual"]),
+        ("manifest", ["visual", "audio", "visual"]),
+    ],
+)
+def test_rewards_read_the_dominant_modality_the_config_names(stage_corpus, tmp_path, source, expected):
+    from types import SimpleNamespace
+
+    from src.models.tokenizer import build_tiny_tokenizer
+    from src.reward_set import RewardSet, RewardSpec
+    from src.rl.rollout import Rollout
+
+    cfg = compose_train(
+        *GRPO, *corpus_overrides(stage_corpus), f"runs_dir={tmp_path}", f"stage.dominant_source={source}"
+    )
+    module = build_module(cfg, None)
+    module.tokenizer = build_tiny_tokenizer()
+
+    class Registry:
+        def load(self, name):
+            return DominantRecorder
+
+        def create(self, name, **kwargs):
+            return DominantRecorder()
+
+        def provenance(self, name):
+            return {"package": "tests", "version": "0", "object": "DominantRecorder"}
+
+    module.reward_set = RewardSet([RewardSpec("recorder")], registry=Registry())
+    meta = [
+        {"id": "a", "label": "happy", "dataset": "synth", "dominant": "visual", "mi_dominant": "audio"},
+        {"id": "b", "label": "sad", "dataset": "synth", "dominant": "audio", "mi_dominant": "none"},
+        {"id": "c", "label": "angry", "dataset": "synth", "dominant": "visual"},
+    ]
+    group = module.cfg.num_generations
+    rows = len(meta) * group
+    batch = SimpleNamespace(input_ids=torch.ones(len(meta), 3, dtype=torch.long), meta=meta)
+    rollout = Rollout(
+        prompt_ids=batch.input_ids,
+        prompt_mask=torch.ones(len(meta), 3, dtype=torch.long),
+        completion_ids=torch.ones(rows, 2, dtype=torch.long),
+        completion_mask=torch.ones(rows, 2, dtype=torch.long),
+        texts=["x"] * rows,
+        num_generations=group,
+        media=None,
+        towers=None,
+        truncated=torch.zeros(rows, dtype=torch.bool),
+    )
+    module.score(rollout, batch)
+    assert DominantRecorder.seen == [value for value in expected for _ in range(group)]
