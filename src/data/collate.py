@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
+from src.data.prompts import wrap_media_placeholders
 from src.models.omni import IGNORE_INDEX, MediaInputs
 from src.models.tokenizer import media_token_ids
 
@@ -77,6 +78,8 @@ class OmniCollator:
         num_video_tokens / num_audio_tokens: feature positions per clip (``model.token_counts()``).
         padding_side: "right" for training, "left" for generation.
         max_length: rows longer than this raise (never silently truncated).
+        wrap_media: wrap each placeholder in HumanOmni's start/end markers before tokenizing (the model config's
+            ``wrap_media_tokens``).
     """
 
     def __init__(
@@ -88,8 +91,10 @@ class OmniCollator:
         num_audio_tokens: int,
         padding_side: Literal["left", "right"] = "right",
         max_length: int | None = None,
+        wrap_media: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
+        self.wrap_media = wrap_media
         self.gate_tokenizer = gate_tokenizer
         ids = media_token_ids(tokenizer)
         self.expand = {ids["video"]: num_video_tokens, ids["audio"]: num_audio_tokens}
@@ -105,7 +110,8 @@ class OmniCollator:
         cached = self._prompt_cache.get(prompt)
         if cached is None:
             cached = []
-            for token in self.tokenizer.encode(prompt, add_special_tokens=False):
+            text = wrap_media_placeholders(prompt) if self.wrap_media else prompt
+            for token in self.tokenizer.encode(text, add_special_tokens=False):
                 cached.extend([token] * self.expand.get(token, 1))
             self._prompt_cache[prompt] = cached
         return cached

@@ -222,6 +222,8 @@ class EmotionDataModule(L.LightningDataModule):
         modality_dropout: Mapping[str, float] | None = None,
         seed: int = 0,
         with_targets: bool = True,
+        preprocess: str = "migr",
+        wrap_media: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = data
@@ -236,6 +238,7 @@ class EmotionDataModule(L.LightningDataModule):
             num_audio_tokens=num_audio_tokens,
             padding_side="right" if with_targets else "left",  # prompt-only batches are generated from
             max_length=data.max_length,
+            wrap_media=wrap_media,
         )
         self.media = MediaLoader(
             image_size=image_size,
@@ -244,6 +247,7 @@ class EmotionDataModule(L.LightningDataModule):
             cache_dir=data.cache_dir,
             on_error=data.on_error,  # type: ignore[arg-type]
             short_clip=data.short_clip,  # type: ignore[arg-type]
+            preprocess=preprocess,
         )
         self.splits: dict[str, list[Sample]] = {}
         self.train_sampler: ResumableSampler | None = None

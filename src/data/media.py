@@ -1,8 +1,10 @@
 """Decoding clips into the model's inputs: 8 SigLIP-normalised frames and a Whisper log-mel.
 
-Frames follow HumanOmni: the midpoints of ``num_frames`` equal segments, read with decord's ``get_batch`` (only
-those frames are decoded), each padded to a square with the SigLIP mean colour, resized (bicubic, antialiased)
-to the preset's ``image_size``, rescaled and normalised with mean = std = 0.5. Sound comes from the video
+Frames follow HumanOmni: ``num_frames`` frames at the midpoints of equal segments, read with decord's
+``get_batch`` (only those frames are decoded), each made square (padded with the SigLIP mean colour, or
+squashed), resized to the preset's ``image_size``, rescaled and normalised with mean = std = 0.5. Which
+midpoints, pad or squash, and which bicubic resize is one named setting (:mod:`src.data.preprocess`: ``migr``,
+``upstream_train``, ``upstream_inference``), the model's own by default. Sound comes from the video
 container through decord's ``AudioReader`` (16 kHz mono), or from a wav/flac/ogg file through soundfile,
 resampled with ``torchaudio.functional.resample``.
 
@@ -38,6 +40,7 @@ import numpy as np
 import soundfile
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 from torchaudio.functional import resample
 
@@ -45,6 +48,7 @@ from src.data.cache import TensorCache
 from src.data.features import log_mel
 from src.data.manifest import Sample
 from src.data.media_report import SkipRecord, SkipReport
+from src.data.preprocess import Preprocess, frame_indices, get_preprocess, segment_midpoints
 
 __all__ = [
     "SIGLIP_MEAN",
@@ -53,6 +57,7 @@ __all__ = [
     "MediaLoader",
     "SkipRecord",
     "SkipReport",
+    "frame_indices",
     "load_audio",
     "load_frames",
     "segment_midpoints",
@@ -100,13 +105,9 @@ def _first_line(error: BaseException) -> str:
     return re.sub(r"^\[[\d:]+\]\s+\S+:\d+:\s*", "", message) or type(error).__name__
 
 
-def segment_midpoints(total: int, num_frames: int) -> np.ndarray:
-    """Indices of the midpoints of ``num_frames`` equal segments of ``total`` frames (repeats when short)."""
-    positions = (np.arange(num_frames) + 0.5) * total / num_frames
-    return np.minimum(positions.astype(np.int64), total - 1)
-
-
-def _decode_frames(path: Path, num_frames: int, short_clip: ShortClipPolicy) -> tuple[np.ndarray, int]:
+def _decode_frames(
+    path: Path, num_frames: int, short_clip: ShortClipPolicy, preprocess: Preprocess
+) -> tuple[np.ndarray, int]:
     """``num_frames`` RGB frames ``[T, H, W, 3]`` uint8 and the clip's own frame count."""
     if short_clip not in ("repeat", "black", "error"):
         raise ValueError(f"short_clip must be 'repeat', 'black' or 'error'; got {short_clip!r}")
@@ -124,7 +125,7 @@ def _decode_frames(path: Path, num_frames: int, short_clip: ShortClipPolicy) -> 
             frames = reader.get_batch(list(range(total))).asnumpy()
             black = np.zeros((num_frames - total, *frames.shape[1:]), dtype=np.uint8)
             return np.concatenate([frames, black]), total
-        indices = segment_midpoints(total, num_frames)
+        indices = frame_indices(total, num_frames, preprocess.frame_sampling)
         unique, inverse = np.unique(indices, return_inverse=True)
         frames = reader.get_batch(unique.tolist()).asnumpy()[inverse]
     except MediaError:
@@ -134,21 +135,29 @@ def _decode_frames(path: Path, num_frames: int, short_clip: ShortClipPolicy) -> 
     return frames, total
 
 
-def _square_resize(frames: np.ndarray, image_size: int) -> Tensor:
-    """``[T, H, W, 3]`` uint8 -> ``[T, 3, S, S]`` uint8: centred on a mean-colour square, then resized."""
+def _square_resize(frames: np.ndarray, image_size: int, preprocess: Preprocess) -> Tensor:
+    """``[T, H, W, 3]`` uint8 -> ``[T, 3, S, S]`` uint8: made square (padded or squashed), then resized."""
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # [T, 3, H, W]
     count, _, height, width = video.shape
     side = max(height, width)
-    if height != width:
+    if height != width and preprocess.aspect == "pad":
         canvas = torch.full((count, 3, side, side), int(SIGLIP_MEAN * 255), dtype=torch.uint8)
         top, left = (side - height) // 2, (side - width) // 2
         canvas[:, :, top : top + height, left : left + width] = video
-        video = canvas
-    if side != image_size:
-        resized = F.interpolate(video.float(), size=(image_size, image_size), mode="bicubic", antialias=True)
-        # Back to uint8 like the PIL pipeline of SigLIP's processor (and 4x smaller in the cache).
-        video = resized.round_().clamp_(0, 255).to(torch.uint8)
-    return video.contiguous()
+        video, height, width = canvas, side, side
+    if (height, width) == (image_size, image_size):
+        return video.contiguous()
+    if preprocess.resize == "pil_bicubic":  # what SigLIP's image processor does, frame by frame, in uint8
+        resized = [
+            np.asarray(
+                Image.fromarray(frame.permute(1, 2, 0).numpy()).resize((image_size, image_size), Image.BICUBIC)
+            )
+            for frame in video
+        ]
+        return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous()
+    resized = F.interpolate(video.float(), size=(image_size, image_size), mode="bicubic", antialias=True)
+    # Back to uint8 like the PIL pipeline of SigLIP's processor (and 4x smaller in the cache).
+    return resized.round_().clamp_(0, 255).to(torch.uint8).contiguous()
 
 
 def _normalise(video: Tensor) -> Tensor:
@@ -156,15 +165,21 @@ def _normalise(video: Tensor) -> Tensor:
 
 
 def load_frames(
-    path: str | os.PathLike[str], *, num_frames: int = 8, image_size: int, short_clip: ShortClipPolicy = "repeat"
+    path: str | os.PathLike[str],
+    *,
+    num_frames: int = 8,
+    image_size: int,
+    short_clip: ShortClipPolicy = "repeat",
+    preprocess: str | Preprocess = "migr",
 ) -> Tensor:
     """``[num_frames, 3, image_size, image_size]`` float32 SigLIP-normalised frames of a video.
 
     Raises:
         MediaError: see the module docstring for each case.
     """
-    frames, _ = _decode_frames(Path(path), num_frames, short_clip)
-    return _normalise(_square_resize(frames, image_size))
+    setting = get_preprocess(preprocess)
+    frames, _ = _decode_frames(Path(path), num_frames, short_clip, setting)
+    return _normalise(_square_resize(frames, image_size, setting))
 
 
 def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> Tensor:
@@ -229,6 +244,8 @@ class MediaLoader:
         on_error: "raise" re-raises :class:`MediaError`; "skip" returns an item with ``skip`` set and counts it
             in :attr:`report`.
         short_clip: what a clip with fewer than ``num_frames`` frames gives (see the module docstring).
+        preprocess: frame sampling / squaring / resizing setting (:mod:`src.data.preprocess`); ``migr`` by
+            default, the model's own through :meth:`for_model`.
 
     Example:
         >>> loader = MediaLoader(image_size=64, audio_seconds=3, on_error="skip")  # doctest: +SKIP
@@ -248,6 +265,7 @@ class MediaLoader:
         cache_dir: str | os.PathLike[str] | None = None,
         on_error: ErrorPolicy = "raise",
         short_clip: ShortClipPolicy = "repeat",
+        preprocess: str | Preprocess = "migr",
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
@@ -260,8 +278,25 @@ class MediaLoader:
         self.sample_rate = sample_rate
         self.on_error = on_error
         self.short_clip = short_clip
+        self.preprocess = get_preprocess(preprocess)
         self.cache = TensorCache(cache_dir) if cache_dir is not None else None
         self.report = SkipReport()
+
+    @classmethod
+    def for_model(cls, config, *, preprocess: str | Preprocess | None = None, **options) -> MediaLoader:
+        """A loader of a model's shapes and its own preprocessing (``preprocess`` overrides it).
+
+        ``config`` is a :class:`src.models.presets.OmniConfig` (anything with its shape attributes).
+        """
+        return cls(
+            image_size=config.image_size,
+            num_frames=config.num_frames,
+            audio_seconds=config.audio_seconds,
+            n_mels=config.n_mels,
+            sample_rate=config.sample_rate,
+            preprocess=preprocess or config.preprocess,
+            **options,
+        )
 
     def load(self, sample: Sample, *, video: bool = True, audio: bool = True) -> MediaItem:
         """Frames and/or log-mel of ``sample`` (a modality the sample lacks, or not requested, stays None)."""
@@ -288,7 +323,12 @@ class MediaLoader:
         """``[T, 3, S, S]`` normalised frames of ``sample.video`` (cached as uint8 when a cache is set)."""
         assert sample.video is not None
         path = sample.video
-        params = {"num_frames": self.num_frames, "image_size": self.image_size, "short_clip": self.short_clip}
+        params = {
+            "num_frames": self.num_frames,
+            "image_size": self.image_size,
+            "short_clip": self.short_clip,
+            "preprocess": self.preprocess.key,
+        }
         key = None
         if self.cache is not None and path.is_file():
             key = self.cache.key("frames", path, params)
@@ -296,8 +336,8 @@ class MediaLoader:
             if hit is not None:
                 self._note_short(sample, int(hit["source_frames"]))
                 return _normalise(hit["frames"])
-        decoded, total = _decode_frames(path, self.num_frames, self.short_clip)
-        video = _square_resize(decoded, self.image_size)
+        decoded, total = _decode_frames(path, self.num_frames, self.short_clip, self.preprocess)
+        video = _square_resize(decoded, self.image_size, self.preprocess)
         if key is not None and self.cache is not None:
             self.cache.put(key, {"frames": video, "source_frames": torch.tensor(total)})
         self._note_short(sample, total)

@@ -10,7 +10,10 @@ A prompt is Qwen2's chat format with one placeholder token per present modality:
     As an emotional recognition expert; ...<|im_end|>
     <|im_start|>assistant
 
-Leaving ``<video>`` or ``<audio>`` out is how a sample becomes audio-only or visual-only. The tokenizer step
+Leaving ``<video>`` or ``<audio>`` out is how a sample becomes audio-only or visual-only. Models trained with
+HumanOmni's ``mm_use_x_start_end`` (the released ones) see each placeholder wrapped in plain-text markers,
+``<vi_start><video><vi_end>`` / ``<au_start><audio><au_end>`` (:func:`wrap_media_placeholders`, applied by the
+collator when the model's config says so). The tokenizer step
 (:mod:`src.data.collate`) expands each placeholder into as many placeholder ids as the model produces
 features for that modality, so sequence lengths are known before the model runs.
 """
@@ -23,6 +26,8 @@ VIDEO_PLACEHOLDER = "<video>"
 AUDIO_PLACEHOLDER = "<audio>"
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 SYSTEM_PROMPT = "You are a helpful assistant."
+# HumanOmni's start/end markers around each placeholder (plain text: its tokenizer has no such special tokens).
+MEDIA_WRAPPERS = {VIDEO_PLACEHOLDER: ("<vi_start>", "<vi_end>"), AUDIO_PLACEHOLDER: ("<au_start>", "<au_end>")}
 
 Task = Literal["reasoning", "label", "r1omni"]
 
@@ -64,3 +69,10 @@ def build_prompt(instruction: str, *, has_video: bool, has_audio: bool) -> str:
         f"{IM_START}user\n{media}{instruction}{IM_END}\n"
         f"{IM_START}assistant\n"
     )
+
+
+def wrap_media_placeholders(prompt: str) -> str:
+    """``prompt`` with every ``<video>`` / ``<audio>`` wrapped in HumanOmni's start/end markers."""
+    for placeholder, (start, end) in MEDIA_WRAPPERS.items():
+        prompt = prompt.replace(placeholder, f"{start}{placeholder}{end}")
+    return prompt

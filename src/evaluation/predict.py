@@ -142,6 +142,7 @@ def predict(
         num_video_tokens=counts["video"],
         num_audio_tokens=counts["audio"],
         padding_side="left",
+        wrap_media=model.config.wrap_media_tokens,
     )
     rows = DataLoader(
         _EvalRows(samples, loader, settings.task, video=video, audio=audio),

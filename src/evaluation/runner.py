@@ -275,6 +275,7 @@ def run_settings(cfg: DictConfig, settings: GenerationSettings, model_dir: Path,
         "manifest": str(manifest.resolve()),
         "split": cfg.split,
         "dtype": cfg.dtype,
+        **({"preprocess": cfg.preprocess} if cfg.get("preprocess") else {}),  # absent: the model's own
         **decisive,
     }
 
@@ -286,13 +287,9 @@ def load_for_evaluation(cfg: DictConfig, model_dir: Path) -> tuple[LoadedModel, 
     if cfg.dtype is not None and dtype is None:
         raise EvaluationError(f"dtype={cfg.dtype!r} must be one of {', '.join(DTYPES)} or null (as stored)")
     loaded = load_model(model_dir, device=device, dtype=dtype)
-    preset = loaded.model.config
-    loader = MediaLoader(
-        image_size=preset.image_size,
-        num_frames=preset.num_frames,
-        audio_seconds=preset.audio_seconds,
-        n_mels=preset.n_mels,
-        sample_rate=preset.sample_rate,
+    loader = MediaLoader.for_model(
+        loaded.model.config,
+        preprocess=cfg.get("preprocess"),
         cache_dir=cfg.data.get("cache_dir"),
         on_error=cfg.on_error,
         short_clip=cfg.data.get("short_clip", "repeat"),

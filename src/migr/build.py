@@ -136,11 +136,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
 
     folder = resolve_model_folder(cfg.model_path, cfg.runs_dir, default_stage="base")
     loaded = load_model(folder)
-    model_cfg = loaded.model.config
-    loader = MediaLoader(
-        image_size=model_cfg.image_size,
-        num_frames=model_cfg.num_frames,
-        audio_seconds=model_cfg.audio_seconds,
+    loader = MediaLoader.for_model(
+        loaded.model.config,
+        preprocess=cfg.get("preprocess"),
         cache_dir=cfg.data.get("cache_dir"),
         on_error=cfg.data.get("on_error", "raise"),
         short_clip=cfg.data.get("short_clip", "repeat"),

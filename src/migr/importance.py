@@ -122,6 +122,7 @@ class ImportanceEstimator:
             num_video_tokens=counts["video"],
             num_audio_tokens=counts["audio"],
             padding_side="left",
+            wrap_media=model.config.wrap_media_tokens,
         )
 
     # ---- batching ------------------------------------------------------------------------------------------

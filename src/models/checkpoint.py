@@ -93,21 +93,33 @@ def write_safetensors(state: dict[str, Tensor], folder: Path, max_shard_bytes: i
     return names
 
 
+def _weight_files(folder: Path) -> list[str]:
+    """The safetensors files of a folder: the shards its index lists, or ``model.safetensors``."""
+    index = folder / INDEX_NAME
+    if index.exists():
+        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    if (folder / WEIGHTS_NAME).exists():
+        return [WEIGHTS_NAME]
+    found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    raise CheckpointError(
+        f"{folder}: no {WEIGHTS_NAME} or {INDEX_NAME} (found: {found or 'nothing'}); "
+        "pickled .bin weights are not read"
+    )
+
+
+def stored_keys(folder: Path) -> list[str]:
+    """Tensor names of a weights folder, read from the headers only (no tensor is loaded)."""
+    keys: list[str] = []
+    for name in _weight_files(Path(folder)):
+        with safe_open(str(Path(folder) / name), framework="pt") as handle:
+            keys.extend(handle.keys())
+    return keys
+
+
 def read_safetensors(folder: Path) -> dict[str, Tensor]:
     """All tensors of a folder holding ``model.safetensors`` or an index with shards."""
     folder = Path(folder)
-    index = folder / INDEX_NAME
-    if index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        files = sorted(set(weight_map.values()))
-    elif (folder / WEIGHTS_NAME).exists():
-        files = [WEIGHTS_NAME]
-    else:
-        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        raise CheckpointError(
-            f"{folder}: no {WEIGHTS_NAME} or {INDEX_NAME} (found: {found or 'nothing'}); "
-            "pickled .bin weights are not read"
-        )
+    files = _weight_files(folder)
     tensors: dict[str, Tensor] = {}
     for name in files:
         path = folder / name

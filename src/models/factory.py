@@ -48,6 +48,8 @@ class ModelSpec:
     vision_tower_path: str | None = None
     audio_tower_path: str | None = None
     bert_tokenizer_path: str | None = None
+    preprocess: str | None = None  # src.data.preprocess setting; None: the model's own (preset / checkpoint)
+    video_compressor: str | None = None  # none | slow_fast; None: the preset's / what the checkpoint stores
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -89,7 +91,10 @@ def weights_source(spec: ModelSpec, init_from: str | None) -> Path | None:
 def describe(spec: ModelSpec, init_from: str | None = None) -> ModelDescription:
     source = weights_source(spec, init_from)
     if source is None:
-        config = get_preset(spec.preset, **spec.overrides)
+        choices = {
+            k: v for k, v in (("preprocess", spec.preprocess), ("video_compressor", spec.video_compressor)) if v
+        }
+        config = get_preset(spec.preset, **{**spec.overrides, **choices})
         tokenizer = build_tiny_tokenizer() if config.preset == "tiny" else None
         if tokenizer is None:
             raise ValueError(
@@ -98,17 +103,41 @@ def describe(spec: ModelSpec, init_from: str | None = None) -> ModelDescription:
         return ModelDescription(config=config, tokenizer=tokenizer, gate_tokenizer=tokenizer, source=None)
     raw = read_config(source)
     if raw.get("model_type") == "HumanOmni_qwen2":
-        from src.models.humanomni import omni_config_from_humanomni
+        from src.models.humanomni import humanomni_config, released_tokenizer
 
-        config = omni_config_from_humanomni(raw, str(source))
-        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source))
+        config = humanomni_config(source, **_released_options(spec))
+        tokenizer = released_tokenizer(source)
         bert = Path(spec.bert_tokenizer_path) if spec.bert_tokenizer_path else source / "bert"
         gate_tokenizer = AutoTokenizer.from_pretrained(bert)
     else:
-        config = OmniConfig.from_dict(raw["omni"])
+        config = _with_preprocess(OmniConfig.from_dict(raw["omni"]), spec, source)
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source / "tokenizer"))
         gate_tokenizer = AutoTokenizer.from_pretrained(source / "gate_tokenizer")
     return ModelDescription(config=config, tokenizer=tokenizer, gate_tokenizer=gate_tokenizer, source=source)
+
+
+def _released_options(spec: ModelSpec) -> dict[str, Any]:
+    """The :func:`src.models.humanomni.load_humanomni` options a spec sets."""
+    return {
+        "vision_tower_path": spec.vision_tower_path,
+        "audio_tower_path": spec.audio_tower_path,
+        "bert_tokenizer_path": spec.bert_tokenizer_path,
+        "video_compressor": spec.video_compressor,
+        "preprocess": spec.preprocess,
+    }
+
+
+def _with_preprocess(config: OmniConfig, spec: ModelSpec, source: Path) -> OmniConfig:
+    """An export's config with ``model.preprocess`` applied; its compressor is part of its weights."""
+    if spec.video_compressor and spec.video_compressor != config.video_compressor:
+        raise ValueError(
+            f"model.video_compressor={spec.video_compressor!r}: {source} was trained with "
+            f"video_compressor={config.video_compressor!r} (an export's compressor cannot be switched)"
+        )
+    if spec.preprocess:
+        config.preprocess = spec.preprocess
+        config.__post_init__()
+    return config
 
 
 def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0) -> LoadedModel:
@@ -127,14 +156,10 @@ def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0)
         if raw.get("model_type") == "HumanOmni_qwen2":
             from src.models.humanomni import load_humanomni
 
-            loaded = load_humanomni(
-                source,
-                vision_tower_path=spec.vision_tower_path,
-                audio_tower_path=spec.audio_tower_path,
-                bert_tokenizer_path=spec.bert_tokenizer_path,
-            )
+            loaded = load_humanomni(source, **_released_options(spec))
         else:
             loaded = load_model(source)
+            _with_preprocess(loaded.model.config, spec, source)
         log.info("model: weights from %s", source)
     model = loaded.model
     model.to(DTYPES[spec.dtype])

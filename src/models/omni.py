@@ -3,6 +3,7 @@
 Data flow for one batch (any subset of modalities per row)::
 
     frames [Nv, T, 3, S, S] --SigLIP(layer -2)--> [Nv*T, P*P, Dv] --3 branches--> mixed by gate --> [Nv, T*S*S, H]
+        (--> slow-fast compressor --> [Nv, T*(S//2)^2 + 2*S*S, H] when config.video_compressor == "slow_fast")
     instruction ids [Nv, Lg] --BERT CLS--> gate MLP --> softmax [Nv, 3] ---------^
     log-mel [Na, 128, F] --Whisper encoder--> avg-pool 3 --> MLP --> [Na, F/6, H]
     input_ids [B, L] with <video>/<audio> placeholder runs --embed + splice--> inputs_embeds [B, L, H] --> Qwen2
@@ -24,7 +25,7 @@ from transformers import BertModel, Qwen2ForCausalLM, SiglipVisionModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from src.models.presets import OmniConfig
-from src.models.projectors import VisualProjector, audio_projector, branch_gate
+from src.models.projectors import SlowFastCompressor, VisualProjector, audio_projector, branch_gate
 from src.models.towers import siglip_patch_features, whisper_pooled_states
 
 IGNORE_INDEX = -100
@@ -122,6 +123,8 @@ class OmniModel(nn.Module):
         self.audio_projector = audio_projector(config.audio["d_model"], config.hidden_size)
         self.bert_model = BertModel(config.text_encoder_config())
         self.bert_gate = branch_gate(self.bert_model.config.hidden_size, config.gate_hidden_size)
+        if config.video_compressor == "slow_fast":
+            self.feature_compressor = SlowFastCompressor(config.vision["hidden_size"])
         self._gate_cls_cache: dict[bytes, Tensor] = {}
         self.freeze()  # towers frozen by default, as HumanOmni trains; unfreeze per training config
 
@@ -152,6 +155,8 @@ class OmniModel(nn.Module):
         # SigLIP blocks after the selected layer, its post-layernorm and pooling head never run: never train them.
         for module in self.unused_vision_modules():
             module.requires_grad_(False)
+        if hasattr(self, "feature_compressor"):  # its two Linear layers are stored but never run
+            self.feature_compressor.requires_grad_(False)
         self._gate_cls_cache.clear()
         self.train(self.training)
 
@@ -222,9 +227,13 @@ class OmniModel(nn.Module):
     def project_video(
         self, patches: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None
     ) -> Tensor:
-        """Patch features ``[N, T, P*P, Dv]`` -> three branches mixed by the instruction gate ``[N, T*S*S, H]``."""
+        """Patch features ``[N, T, P*P, Dv]`` -> ``[N, num_video_tokens, H]``: the three branches mixed by the
+        instruction gate (``[N, T*S*S, H]``), then the slow-fast compressor when the config has one."""
         branches = self.mm_projector(patches.to(self.mm_projector.mlp_2xgelu_face[0].weight.dtype))
-        return VisualProjector.mix(branches, self.branch_weights(gate_input_ids, gate_attention_mask))
+        mixed = VisualProjector.mix(branches, self.branch_weights(gate_input_ids, gate_attention_mask))
+        if hasattr(self, "feature_compressor"):
+            return self.feature_compressor(mixed, patches.shape[1])
+        return mixed
 
     def encode_audio(self, mel: Tensor) -> Tensor:
         """``[N, n_mels, F]`` log-mel -> ``[N, num_audio_tokens, H]`` LLM-space features."""
@@ -361,5 +370,6 @@ class OmniModel(nn.Module):
             "audio_projector",
             "bert_model",
             "bert_gate",
+            *(("feature_compressor",) if hasattr(self, "feature_compressor") else ()),
         )
         return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in parts}

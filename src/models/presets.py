@@ -5,15 +5,22 @@
 are only ever instantiated on the ``meta`` device here (tests check parameter counts); real weights come from
 a checkpoint folder (:mod:`src.models.checkpoint`, :mod:`src.models.humanomni`).
 
-Token counts per sample follow from the shapes:
+Token counts per sample follow from the shapes. ``video_compressor="slow_fast"`` (HumanOmni's current code:
+:class:`~src.models.projectors.SlowFastCompressor`) keeps every frame's grid 2x2-pooled (floored) plus the full
+grids of frames 1 and 5, so 8 frames give ``8 * (S // 2)**2 + 2 * S**2`` tokens:
 
-=================  ======  =====  ==========  ========  ===========  =============
-preset             image   patch  patches/fr  tok/frame  8 frames     audio tokens
-=================  ======  =====  ==========  ========  ===========  =============
-tiny               64      16     4 x 4       2 x 2     32           50  (3 s)
-humanomni-0.5b     224     16     14 x 14     7 x 7     392          500 (30 s)
-humanomni-7b       384     14     27 x 27     14 x 14   1568         500 (30 s)
-=================  ======  =====  ==========  ========  ===========  =============
+=================  ======  =====  ==========  ========  =================  ===============  =============
+preset             image   patch  patches/fr  tok/frame  8 frames ("none")  8 frames (s-f)   audio tokens
+=================  ======  =====  ==========  ========  =================  ===============  =============
+tiny               64      16     4 x 4       2 x 2     32                 8 + 8 = 16       50  (3 s)
+humanomni-0.5b     224     16     14 x 14     7 x 7     392                72 + 98 = 170    500 (30 s)
+humanomni-7b       384     14     27 x 27     14 x 14   1568               392 + 392 = 784  500 (30 s)
+=================  ======  =====  ==========  ========  =================  ===============  =============
+
+Besides shapes, a config says how the model reads its inputs: ``preprocess`` (frame sampling, squaring,
+resizing: :mod:`src.data.preprocess`) and ``wrap_media_tokens`` (HumanOmni's ``mm_use_x_start_end``: the
+prompt shows ``<vi_start><video><vi_end>`` / ``<au_start><audio><au_end>``). Exports store both, so a model is
+always fed as it was trained.
 """
 
 from __future__ import annotations
@@ -24,9 +31,17 @@ from typing import Any
 
 from transformers import BertConfig, Qwen2Config, SiglipVisionConfig, WhisperConfig
 
+from src.data.preprocess import get_preprocess
+
 PROJECTOR_DEPTH = {"all_in_one_small": 2, "all_in_one": 4}
 # Conv3d sampler padding (t, h, w) of each projector type, as HumanOmni builds them.
 SAMPLER_PADDING = {"all_in_one_small": (1, 0, 0), "all_in_one": (1, 1, 1)}
+VIDEO_COMPRESSORS = ("none", "slow_fast")
+
+
+def slow_frames(num_frames: int) -> list[int]:
+    """Frames the slow-fast compressor keeps at full resolution: 1, 5, 9, ... (frame 0 alone for one frame)."""
+    return list(range(1, num_frames, 4)) or [0]
 
 
 @dataclass
@@ -49,6 +64,9 @@ class OmniConfig:
     audio_pool: int = 3
     n_mels: int = 128
     sample_rate: int = 16000
+    video_compressor: str = "none"  # "slow_fast": HumanOmni's slow-fast compressor after the gated mix
+    preprocess: str = "migr"  # src.data.preprocess setting the model is fed with
+    wrap_media_tokens: bool = False  # HumanOmni's mm_use_x_start_end
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +82,12 @@ class OmniConfig:
                 f"model.audio_seconds={self.audio_seconds}: Whisper needs {expected_positions} positions "
                 f"({self.audio_seconds} s of 10 ms mel frames, halved by its stride-2 conv)"
             )
+        if self.video_compressor not in VIDEO_COMPRESSORS:
+            raise ValueError(
+                f"model.video_compressor={self.video_compressor!r} is not supported; expected one of "
+                f"{list(VIDEO_COMPRESSORS)}"
+            )
+        get_preprocess(self.preprocess)  # fails naming the known settings
         if self.num_frames < 2:
             raise ValueError(f"model.num_frames={self.num_frames} must be >= 2 (the temporal sampler needs 2)")
 
@@ -96,8 +120,11 @@ class OmniConfig:
 
     @property
     def num_video_tokens(self) -> int:
-        """LLM positions one clip's ``<video>`` expands to."""
-        return self.num_frames * self.tokens_per_side**2
+        """LLM positions one clip's ``<video>`` expands to (after the slow-fast compressor when enabled)."""
+        side = self.tokens_per_side
+        if self.video_compressor == "slow_fast":
+            return self.num_frames * (side // 2) ** 2 + len(slow_frames(self.num_frames)) * side**2
+        return self.num_frames * side**2
 
     @property
     def num_mel_frames(self) -> int:
@@ -223,6 +250,8 @@ def _humanomni_05b() -> OmniConfig:
         audio=_whisper(d_model=1280, layers=32, heads=20, ffn=5120, positions=1500),  # whisper-large-v3
         text_encoder={"vocab_size": 30522},  # bert-base-uncased defaults
         projector_type="all_in_one_small",
+        preprocess="upstream_train",
+        wrap_media_tokens=True,
     )
 
 
@@ -252,6 +281,8 @@ def _humanomni_7b() -> OmniConfig:
         audio=_whisper(d_model=1280, layers=32, heads=20, ffn=5120, positions=1500),
         text_encoder={"vocab_size": 30522},
         projector_type="all_in_one",
+        preprocess="upstream_train",
+        wrap_media_tokens=True,
     )
 
 

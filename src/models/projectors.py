@@ -6,6 +6,8 @@
 * :func:`branch_gate`: BERT's CLS vector of the instruction -> Linear -> GELU -> Linear -> softmax gives the
   three branch weights that mix the branches.
 * :func:`audio_projector`: Linear -> GELU -> Linear ("mlp2x_gelu").
+* :class:`SlowFastCompressor`: HumanOmni's optional slow-fast token compressor after the gated mix (fast: every
+  frame's token grid average-pooled 2x2; slow: every 4th frame from frame 1 at full resolution).
 
 Submodule names match HumanOmni's checkpoint keys (``s1_video``, ``sampler_video``, ..., ``mlp_2xgelu_face``)
 so a released checkpoint loads by prefix mapping alone.
@@ -21,7 +23,7 @@ from timm.layers import LayerNorm2d
 from timm.models.regnet import RegStage
 from torch import Tensor, nn
 
-from src.models.presets import PROJECTOR_DEPTH, SAMPLER_PADDING
+from src.models.presets import PROJECTOR_DEPTH, SAMPLER_PADDING, slow_frames
 
 
 def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
@@ -96,6 +98,39 @@ class VisualProjector(nn.Module):
         """Weighted sum of the three branches; ``weights`` is ``[B, 3]`` (softmax output)."""
         stacked = torch.stack(branches, dim=1)  # [B, 3, N, H]
         return (stacked * weights[:, :, None, None].to(stacked.dtype)).sum(dim=1)
+
+
+class SlowFastCompressor(nn.Module):
+    """HumanOmni's slow-fast compressor of the mixed video tokens ``[B, T*S*S, H]`` -> ``[B, N_fast + N_slow, H]``.
+
+    * fast: every frame's ``S x S`` grid average-pooled with kernel 2, stride 2, no padding (an odd side loses
+      its last row and column: 7 -> 3), ``T * (S // 2)**2`` tokens, frame by frame, each grid row-major;
+    * slow: the full ``S x S`` grids of frames 1, 5, 9, ... (:func:`~src.models.presets.slow_frames`);
+    * output: all fast tokens, then all slow tokens.
+
+    ``vlm_query_projector`` / ``vlm_key_projector`` (SigLIP width -> 256) are stored in HumanOmni checkpoints
+    as ``model.feature_compressor.*`` but never used by its forward; they exist here so those keys load
+    strictly, and never train (:meth:`src.models.omni.OmniModel.freeze`).
+    """
+
+    key_width = 256
+
+    def __init__(self, vision_hidden: int) -> None:
+        super().__init__()
+        self.vlm_query_projector = nn.Linear(vision_hidden, self.key_width)
+        self.vlm_key_projector = nn.Linear(vision_hidden, self.key_width)
+
+    def forward(self, features: Tensor, num_frames: int) -> Tensor:
+        """``[B, T*S*S, H]`` (frame-major, each grid row-major) -> ``[B, T*(S//2)**2 + n_slow*S*S, H]``."""
+        b, n, h = features.shape
+        side = math.isqrt(n // num_frames)
+        if num_frames * side * side != n:
+            raise ValueError(f"{n} video tokens are not {num_frames} square grids (slow-fast compressor)")
+        grids = features.reshape(b, num_frames, side, side, h)
+        pooled = F.avg_pool2d(grids.permute(0, 1, 4, 2, 3).reshape(b * num_frames, h, side, side), 2, 2)
+        fast = pooled.flatten(2).transpose(1, 2).reshape(b, -1, h)  # [B, T * (S//2)**2, H]
+        slow = grids[:, slow_frames(num_frames)].reshape(b, -1, h)  # [B, n_slow * S * S, H]
+        return torch.cat([fast, slow], dim=1)
 
 
 def branch_gate(text_hidden: int, gate_hidden: int) -> nn.Sequential:

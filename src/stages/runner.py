@@ -102,6 +102,8 @@ def build_datamodule(
         modality_dropout=to_dict(cfg.stage.get("modality_dropout")),
         seed=int(cfg.seed),
         with_targets=cfg.stage.module != "grpo",  # GRPO samples its own completions from prompts
+        preprocess=model.preprocess,
+        wrap_media=model.wrap_media_tokens,
     )
 
 

@@ -23,7 +23,7 @@ def tiny_model(tokenizer) -> OmniModel:
     return OmniModel.from_tokenizer(get_preset("tiny"), tokenizer).eval()
 
 
-def make_examples(conditions, *, target: str | None = None, seed: int = 0) -> list[Example]:
+def make_examples(conditions, *, target: str | None = None, seed: int = 0, image_size: int = 64) -> list[Example]:
     """One example per (has_video, has_audio) condition with random media of the tiny preset's shapes."""
     gen = torch.Generator().manual_seed(seed)
     instruction = INSTRUCTIONS["reasoning"]
@@ -31,7 +31,7 @@ def make_examples(conditions, *, target: str | None = None, seed: int = 0) -> li
         Example(
             prompt=build_prompt(instruction, has_video=v, has_audio=a),
             target=target,
-            frames=torch.randn(8, 3, 64, 64, generator=gen) if v else None,
+            frames=torch.randn(8, 3, image_size, image_size, generator=gen) if v else None,
             mel=torch.randn(128, 300, generator=gen) if a else None,
             instruction=instruction,
             meta={"id": f"clip{i}"},

@@ -1,17 +1,27 @@
-"""Released HumanOmni checkpoints: written here in exactly the released layout, loaded key for key."""
+"""Released HumanOmni-family checkpoints: each layout written here in exactly the released form, loaded strictly.
+
+The writer builds the key names from the modules HumanOmni saves (``model.*`` Qwen2, ``model.mm_projector.*``,
+SigLIP under ``model.vision_tower.vision_tower.vision_model.*``, HF's ``WhisperForAudioClassification`` under
+``model.audio_tower.audio_tower.*``, ...), independently of the loader's mapping table. Tower shapes come from
+tower folders holding only a ``config.json``, as at the ``mm_*_tower`` paths of a user's machine.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
+from transformers import BertConfig, SiglipVisionConfig, WhisperConfig, WhisperForAudioClassification
 
+from src.data.collate import OmniCollator
 from src.models.checkpoint import CheckpointError, load_model, write_safetensors
+from src.models.humanomni import load_humanomni
+from src.models.omni import OmniModel
 from src.models.presets import get_preset
-from tests.models.conftest import collator_for, make_examples
+from tests.models.conftest import make_examples
 
-# The released naming, written out independently of the loader's mapping table.
 RELEASED_PREFIX = {
     "llm.model.": "model.",
     "llm.lm_head.": "lm_head.",
@@ -19,127 +29,234 @@ RELEASED_PREFIX = {
     "audio_projector.": "model.audio_projector.",
     "bert_model.": "model.bert_model.",
     "bert_gate.": "model.bert_gate.",
+    "feature_compressor.": "model.feature_compressor.",
     "vision_tower.": "model.vision_tower.vision_tower.vision_model.",
-    "audio_tower.": "model.audio_tower.audio_tower.encoder.",
 }
+AUDIO_PREFIX = "model.audio_tower.audio_tower."
+
+# Each released layout: which projector, tied embeddings, compressor keys stored, towers stored.
+LAYOUTS = {
+    "R1-Omni-0.5B": {"projector": "all_in_one_small", "tied": True, "compressor": False, "towers": True},
+    "HumanOmni-0.5B": {"projector": "all_in_one_small", "tied": True, "compressor": True, "towers": True},
+    "ERV-7B": {"projector": "all_in_one", "tied": False, "compressor": False, "towers": True},
+    "EMER-SFT-0.5B": {"projector": "all_in_one_small", "tied": True, "compressor": False, "towers": False},
+}
+# The key groups (first two name parts) each layout stores: the released key lists, pinned.
+COMMON_GROUPS = {
+    "model.audio_projector",
+    "model.bert_gate",
+    "model.bert_model",
+    "model.embed_tokens",
+    "model.layers",
+    "model.mm_projector",
+    "model.norm",
+}
+GROUPS = {
+    "R1-Omni-0.5B": COMMON_GROUPS | {"model.vision_tower", "model.audio_tower"},
+    "HumanOmni-0.5B": COMMON_GROUPS | {"model.vision_tower", "model.audio_tower", "model.feature_compressor"},
+    "ERV-7B": COMMON_GROUPS | {"model.vision_tower", "model.audio_tower", "lm_head.weight"},
+    "EMER-SFT-0.5B": COMMON_GROUPS,
+}
+PROJECTOR_PARTS = {
+    "s1_video",
+    "sampler_video",
+    "s2_video",
+    "readout_video",
+    "s1_body",
+    "sampler_body",
+    "s2_body",
+    "readout_body",
+    "mlp_2xgelu_face",
+}
+COMPRESSOR_KEYS = [
+    "model.feature_compressor.vlm_key_projector.bias",
+    "model.feature_compressor.vlm_key_projector.weight",
+    "model.feature_compressor.vlm_query_projector.bias",
+    "model.feature_compressor.vlm_query_projector.weight",
+]
+# WhisperForAudioClassification's head: stored by HumanOmni, never run (it uses the encoder only).
+AUDIO_HEAD_KEYS = [
+    AUDIO_PREFIX + k for k in ("classifier.bias", "classifier.weight", "projector.bias", "projector.weight")
+]
 
 
-def _released_state(model, *, with_towers: bool = True):
-    out = {}
-    for key, value in model.state_dict().items():
-        if key == "llm.lm_head.weight" and model.llm.config.tie_word_embeddings:
-            continue
-        for ours, theirs in RELEASED_PREFIX.items():
-            if key.startswith(ours):
-                if with_towers or not key.startswith(("vision_tower.", "audio_tower.")):
-                    out[theirs + key[len(ours) :]] = value.contiguous()
-                break
-    return out
+def source_model(tokenizer, layout: str) -> OmniModel:
+    """A tiny model in ``layout``'s architecture (the 3584-wide gate is hard-coded in HumanOmni)."""
+    spec = LAYOUTS[layout]
+    overrides = {"gate_hidden_size": 3584, "projector_type": spec["projector"]}
+    overrides["video_compressor"] = "slow_fast" if spec["compressor"] else "none"
+    overrides["llm"] = {"tie_word_embeddings": spec["tied"], "rope_theta": 1000000.0}
+    if spec["projector"] == "all_in_one":  # the 7B sampler pads its 27 patches to 14 per side: 3 -> 2 here
+        overrides["vision"] = {"image_size": 48}
+    torch.manual_seed(3)
+    return OmniModel.from_tokenizer(get_preset("tiny", **overrides), tokenizer).eval()
 
 
-def _write_release(model, tokenizer, folder, *, with_towers=True):
-    llm = model.llm.config
+def _audio_tower_state(model: OmniModel) -> dict[str, torch.Tensor]:
+    """The Whisper tower as HumanOmni saves it: a whole WhisperForAudioClassification (encoder + head)."""
+    classifier = WhisperForAudioClassification(model.audio_tower.config)
+    classifier.encoder.load_state_dict(model.audio_tower.state_dict())
+    return {AUDIO_PREFIX + k: v for k, v in classifier.state_dict().items()}
+
+
+def write_release(model: OmniModel, tokenizer, folder, layout: str) -> dict[str, torch.Tensor]:
+    """``model`` saved as the released ``layout`` (config.json, sharded safetensors, tokenizer, bert/, towers)."""
+    spec = LAYOUTS[layout]
+    folder.mkdir(parents=True)
+    towers = folder.parent / f"{folder.name}-towers"
+    SiglipVisionConfig(**model.config.vision).save_pretrained(towers / "siglip")
+    WhisperConfig(**model.config.audio).save_pretrained(towers / "whisper")
     config = {
         "model_type": "HumanOmni_qwen2",
         "architectures": ["HumanOmniQwen2ForCausalLM"],
-        "mm_vision_tower": "/mnt/authors/siglip-base-patch16-224",  # absolute path of someone else's machine
-        "mm_audio_tower": "/mnt/authors/whisper-large-v3",
+        "mm_vision_tower": str(towers / "siglip"),
+        "mm_audio_tower": str(towers / "whisper"),
         "mm_hidden_size": model.config.vision["hidden_size"],
         "audio_hidden_size": model.config.audio["d_model"],
-        "mm_projector_type": "all_in_one_small",
+        "mm_projector_type": spec["projector"],
         "mm_audio_projector_type": "mlp2x_gelu",
         "mm_vision_select_layer": -2,
+        "mm_use_x_start_end": True,
         "num_frames": 8,
         "image_aspect_ratio": "pad",
-        **{
-            k: getattr(llm, k)
-            for k in (
-                "vocab_size",
-                "hidden_size",
-                "intermediate_size",
-                "num_hidden_layers",
-                "num_attention_heads",
-                "num_key_value_heads",
-                "max_position_embeddings",
-                "rms_norm_eps",
-                "tie_word_embeddings",
-            )
-        },
+        **model.config.llm,  # Qwen2 fields at the top level, as HumanOmni's config.json has them
     }
-    folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config))
-    state = _released_state(model, with_towers=with_towers)
-    state["model.bert_model.embeddings.position_ids"] = torch.arange(8)[None]  # an old-style stored buffer
+    state = {}
+    for key, value in model.state_dict().items():
+        if key == "llm.lm_head.weight" and spec["tied"]:
+            continue
+        for ours, theirs in RELEASED_PREFIX.items():
+            if key.startswith(ours) and (spec["towers"] or ours != "vision_tower."):
+                state[theirs + key[len(ours) :]] = value.contiguous()
+    audio = _audio_tower_state(model)
+    if spec["towers"]:
+        state.update(audio)
+        state["model.bert_model.embeddings.position_ids"] = torch.arange(8)[None]  # an old-style stored buffer
+    else:  # EMER-SFT-style: the towers come from their folders (SigLIP as HF saves a SiglipModel)
+        siglip = {"vision_model." + k: v.contiguous() for k, v in model.vision_tower.state_dict().items()}
+        write_safetensors(siglip, towers / "siglip")
+        write_safetensors({k[len(AUDIO_PREFIX) :]: v for k, v in audio.items()}, towers / "whisper")
     write_safetensors(state, folder, max_shard_bytes=1_500_000)  # several shards + index, as released
     tokenizer.save_pretrained(folder)
     tokenizer.save_pretrained(folder / "bert")
+    BertConfig(**model.config.text_encoder).save_pretrained(folder / "bert")
     return state
 
 
-@pytest.fixture
-def released_shaped_model(tokenizer, monkeypatch):
-    """The tiny model, but declared with the 0.5B projector type's tower shapes replaced by tiny ones."""
-    import src.models.humanomni as humanomni
-
-    tiny = get_preset("tiny")
-    monkeypatch.setattr(humanomni, "get_preset", lambda name: get_preset("tiny", preset=name))
-    from src.models.omni import OmniModel
-
-    torch.manual_seed(3)
-    return OmniModel.from_tokenizer(tiny, tokenizer).eval()
+def _groups(keys) -> set[str]:
+    return {k if k == "lm_head.weight" else ".".join(k.split(".")[:2]) for k in keys} - {"model.vision_tower"} | (
+        {"model.vision_tower"} if any(k.startswith("model.vision_tower.") for k in keys) else set()
+    )
 
 
-def test_released_layout_loads_every_key_and_reproduces_logits(released_shaped_model, tokenizer, tmp_path):
-    model = released_shaped_model
-    state = _write_release(model, tokenizer, tmp_path / "HumanOmni-0.5B")
-    loaded = load_model(tmp_path / "HumanOmni-0.5B")
-    assert loaded.model.load_report["tower_sources"] == {"vision_tower": "checkpoint", "audio_tower": "checkpoint"}
-    assert loaded.model.load_report["unused_keys"] == ["model.bert_model.embeddings.position_ids"]
-    assert len(state) > 100
-    batch = collator_for(model, tokenizer)(make_examples([(True, True), (True, False)]))
+def _batch(tokenizer, model: OmniModel):
+    counts = model.token_counts()
+    collator = OmniCollator(
+        tokenizer,
+        tokenizer,
+        num_video_tokens=counts["video"],
+        num_audio_tokens=counts["audio"],
+        padding_side="left",
+        wrap_media=True,
+    )
+    return collator(make_examples([(True, True), (False, True)], image_size=model.config.image_size))
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_each_released_layout_has_its_key_list_and_loads_strictly(layout, tokenizer, tmp_path, caplog):
+    model = source_model(tokenizer, layout)
+    state = write_release(model, tokenizer, tmp_path / layout, layout)
+    assert _groups(state) == GROUPS[layout]
+    assert {k.split(".")[2] for k in state if k.startswith("model.mm_projector.")} == PROJECTOR_PARTS
+    assert sorted(k for k in state if k.startswith("model.feature_compressor.")) == (
+        COMPRESSOR_KEYS if LAYOUTS[layout]["compressor"] else []
+    )
+    with caplog.at_level(logging.INFO, logger="src.models.humanomni"):
+        loaded = load_model(tmp_path / layout)
+    report = loaded.model.load_report
+    towers = "checkpoint" if LAYOUTS[layout]["towers"] else "folder"
+    assert {k: ("checkpoint" if v == "checkpoint" else "folder") for k, v in report["tower_sources"].items()} == {
+        "vision_tower": towers,
+        "audio_tower": towers,
+    }
+    if LAYOUTS[layout]["towers"]:  # the 4 head tensors are expected, named in the log, and not a warning
+        assert report["unused_by_reason"] == {
+            "buffer": ["model.bert_model.embeddings.position_ids"],
+            "audio_head": AUDIO_HEAD_KEYS,
+        }
+        assert any("4 tensors, Whisper heads" in r.message and r.levelno == logging.INFO for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    config = loaded.model.config
+    assert (config.preprocess, config.wrap_media_tokens) == ("upstream_train", True)  # pad + mm_use_x_start_end
+    assert config.video_compressor == ("slow_fast" if LAYOUTS[layout]["compressor"] else "none")
+    assert config.num_video_tokens == (16 if LAYOUTS[layout]["compressor"] else 32)
+    assert {k: config.vision[k] for k in model.config.vision} == model.config.vision  # from the tower config
+    batch = _batch(tokenizer, loaded.model)
     with torch.no_grad():
         expected = model(batch.input_ids, batch.attention_mask, batch.media).logits
         got = loaded.model(batch.input_ids, batch.attention_mask, batch.media).logits
     assert torch.equal(expected, got)
 
 
-def test_towers_missing_from_the_checkpoint_come_from_their_folders(released_shaped_model, tokenizer, tmp_path):
-    model = released_shaped_model
-    _write_release(model, tokenizer, tmp_path / "ckpt", with_towers=False)
-    with pytest.raises(
-        CheckpointError,
-        match=r"ckpt: the checkpoint stores no vision_tower weights .*\(config mm_vision_tower='/mnt/authors",
-    ):
-        load_model(tmp_path / "ckpt")
-    from src.models.humanomni import load_humanomni
+def test_the_compressor_can_be_switched_against_the_checkpoint(tokenizer, tmp_path):
+    with_keys = source_model(tokenizer, "HumanOmni-0.5B")
+    write_release(with_keys, tokenizer, tmp_path / "h", "HumanOmni-0.5B")
+    off = load_humanomni(tmp_path / "h", video_compressor="none")
+    assert off.model.config.num_video_tokens == 32
+    assert off.model.load_report["unused_by_reason"]["compressor_off"] == COMPRESSOR_KEYS
+    write_release(source_model(tokenizer, "R1-Omni-0.5B"), tokenizer, tmp_path / "r", "R1-Omni-0.5B")
+    on = load_humanomni(tmp_path / "r", video_compressor="slow_fast")  # as HumanOmni's current code runs R1-Omni
+    assert on.model.config.num_video_tokens == 16
+    assert all(p.abs().sum() == 0 for p in on.model.feature_compressor.parameters())  # never run: zero-filled
 
-    # SigLIP folder as HF writes a SiglipModel (vision_model.*), Whisper as WhisperForConditionalGeneration
-    siglip = {"vision_model." + k: v.contiguous() for k, v in model.vision_tower.state_dict().items()}
-    siglip["text_model.embeddings.token_embedding.weight"] = torch.zeros(4, 4)
-    whisper = {"model.encoder." + k: v.contiguous() for k, v in model.audio_tower.state_dict().items()}
-    whisper["model.decoder.embed_tokens.weight"] = torch.zeros(4, 4)
-    write_safetensors(siglip, tmp_path / "siglip")
-    write_safetensors(whisper, tmp_path / "whisper")
-    loaded = load_humanomni(
-        tmp_path / "ckpt", vision_tower_path=tmp_path / "siglip", audio_tower_path=tmp_path / "whisper"
+
+def test_tower_weights_that_disagree_with_the_tower_config_are_an_error(tokenizer, tmp_path):
+    model = source_model(tokenizer, "R1-Omni-0.5B")
+    write_release(model, tokenizer, tmp_path / "ckpt", "R1-Omni-0.5B")
+    SiglipVisionConfig(**{**model.config.vision, "num_hidden_layers": 2}).save_pretrained(
+        tmp_path / "ckpt-towers" / "siglip"
     )
-    assert loaded.model.load_report["tower_sources"] == {
-        "vision_tower": str(tmp_path / "siglip"),
-        "audio_tower": str(tmp_path / "whisper"),
-    }
-    for name, tensor in model.state_dict().items():
-        assert torch.equal(loaded.model.state_dict()[name], tensor), name
+    with pytest.raises(CheckpointError, match=r"stored vision_tower .*\(3 stored layers vs num_hidden_layers=2\)"):
+        load_model(tmp_path / "ckpt")
 
 
-def test_unknown_keys_in_a_release_are_an_error(released_shaped_model, tokenizer, tmp_path):
+def test_missing_tower_folders_are_a_clear_error(tokenizer, tmp_path):
+    write_release(source_model(tokenizer, "EMER-SFT-0.5B"), tokenizer, tmp_path / "ckpt", "EMER-SFT-0.5B")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["mm_vision_tower"] = "/mnt/authors/siglip-base-patch16-224"  # someone else's absolute path
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        CheckpointError, match=r"mm_hidden_size=64 matches no known SigLIP tower; pass vision_tower_path"
+    ):
+        load_humanomni(tmp_path / "ckpt", vision_tower_path=None)
+    loaded = load_humanomni(tmp_path / "ckpt", vision_tower_path=tmp_path / "ckpt-towers" / "siglip")
+    assert loaded.model.load_report["tower_sources"]["vision_tower"] == str(tmp_path / "ckpt-towers" / "siglip")
+
+
+def test_unknown_keys_in_a_release_are_an_error(tokenizer, tmp_path):
     folder = tmp_path / "ckpt"
-    _write_release(released_shaped_model, tokenizer, folder)
-    write_safetensors({"model.feature_compressor.weight": torch.zeros(2)}, tmp_path / "extra")
+    write_release(source_model(tokenizer, "R1-Omni-0.5B"), tokenizer, folder, "R1-Omni-0.5B")
+    write_safetensors({"model.speaker_head.weight": torch.zeros(2)}, tmp_path / "extra")
     (tmp_path / "extra" / "model.safetensors").rename(folder / "model-extra.safetensors")
     index = json.loads((folder / "model.safetensors.index.json").read_text())
-    index["weight_map"]["model.feature_compressor.weight"] = "model-extra.safetensors"
+    index["weight_map"]["model.speaker_head.weight"] = "model-extra.safetensors"
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(
-        CheckpointError, match=r"1 keys match no part of the model: \['model.feature_compressor.weight'\]"
+        CheckpointError, match=r"1 keys match no part of the model: \['model.speaker_head.weight'\]"
     ):
         load_model(folder)
+
+
+def test_model_spec_chooses_preprocessing_and_compressor(tokenizer, tmp_path):
+    from src.models.factory import ModelSpec, describe
+
+    write_release(source_model(tokenizer, "HumanOmni-0.5B"), tokenizer, tmp_path / "h", "HumanOmni-0.5B")
+    own = describe(ModelSpec(pretrained=str(tmp_path / "h")))
+    assert (own.config.preprocess, own.token_counts["video"]) == ("upstream_train", 16)
+    asked = describe(
+        ModelSpec(pretrained=str(tmp_path / "h"), preprocess="upstream_inference", video_compressor="none")
+    )
+    assert (asked.config.preprocess, asked.token_counts["video"]) == ("upstream_inference", 32)
+    tiny = describe(ModelSpec(preset="tiny", video_compressor="slow_fast"))
+    assert (tiny.config.preprocess, tiny.token_counts["video"]) == ("migr", 16)
