@@ -58,12 +58,23 @@ def _plain_model(model: OmniModel) -> OmniModel:
 
 
 class ExportOnTrainEnd(L.Callback):
-    """Export the model when ``fit`` ends (also after a resumed run)."""
+    """Export the model when ``fit`` ends (also after a resumed run).
+
+    A run killed after its final checkpoint but before the export resumes with nothing left to train: Lightning
+    then skips the training loop and ``on_train_end`` with it, so ``on_fit_end`` exports what was not exported.
+    """
 
     def __init__(self, folder: str | Path, extra: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder)
         self.extra = extra or {}
+        self._exported = False
 
     @override
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         export_module(pl_module, self.folder, extra={**self.extra, "global_step": trainer.global_step})
+        self._exported = True
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._exported:
+            self.on_train_end(trainer, pl_module)
