@@ -180,3 +180,16 @@ def eos_biased(llm, eos_token_id: int, bias: float):
             llm.lm_head = head
 
     return biased()
+
+
+def worker_pids(module: str, config_file: Path) -> list[int]:
+    """Pids of the worker processes ``python -m <module> <config_file> ...`` (src.demo.arms, src.study.plan)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        if module.encode() in cmdline and str(config_file).encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids

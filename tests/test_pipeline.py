@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from src.demo.pipeline import ROWS
-from tests.helpers import REPO
+from tests.helpers import REPO, worker_pids
 
 STAGES = [
     "corpus",
@@ -34,15 +34,7 @@ STAGES = [
 
 def _arm_workers(config_file: Path) -> list[int]:
     """Pids of the arm worker processes started for ``config_file`` (``python -m src.demo.arms CONFIG ARM``)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # not a process, or gone meanwhile
-            continue
-        if b"src.demo.arms" in cmdline and str(config_file).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
+    return worker_pids("src.demo.arms", config_file)
 
 
 def _pipeline(tmp_path: Path) -> list[str]:
@@ -129,14 +121,22 @@ def test_shrunken_demo_killed_midway_resumes_and_writes_every_artefact(tmp_path)
 
 
 def test_a_failing_arm_stops_the_others_and_names_itself(tmp_path):
-    from src.demo.arms import run_arms_side_by_side
-    from src.demo.stages import Stage
+    from src.demo.arms import Task, log_path, run_arms_side_by_side
+    from src.demo.stages import Ledger, Stage
 
     config_file = tmp_path / "pipeline.yaml"
     config_file.write_text("out_dir: [not, a, folder\n")  # the worker fails as it reads its configuration
-    stages = {arm: [Stage(f"{arm}_sft", tmp_path / arm / "done", lambda: None)] for arm in ("migr", "baseline")}
+    tasks = [
+        Task(
+            arm,
+            [Stage(f"{arm}_sft", tmp_path / arm / "done", lambda: None)],
+            Ledger(tmp_path),
+            log_path(tmp_path, arm),
+        )
+        for arm in ("migr", "baseline")
+    ]
     with pytest.raises(RuntimeError, match=r"(?s)the (migr|baseline) arm failed \(exit code 1\).*ParserError"):
-        run_arms_side_by_side(config_file, stages, tmp_path, threads=1, progress=False)
+        run_arms_side_by_side(config_file, tasks, threads=1, progress=False)
     assert not _arm_workers(config_file)
 
 

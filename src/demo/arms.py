@@ -8,7 +8,8 @@ sooner than one two-threaded arm after the other (``benchmarks/demo_arms.py`` me
 Each worker is ``python -m src.demo.arms CONFIG ARM``: it plans the demo again from the configuration the
 pipeline saved, runs its arm's stages with its own ledger (``timings_<arm>.json``, ...) and log (``<arm>.log``),
 and dies with the pipeline process (Linux), so a killed demo leaves no worker behind: run it again and each arm
-continues from its last checkpoint.
+continues from its last checkpoint. :func:`run_workers` is the general form the study uses too: tasks that wait
+for the stages they need, at most so many workers at a time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from src.demo.stages import Ledger, Stage, progress_bar, run_all
 
@@ -49,67 +52,125 @@ def log_path(out: Path, arm: str) -> Path:
     return out / f"{arm}.log"
 
 
+@dataclass(frozen=True)
+class Task:
+    """One worker's job: run ``stages`` in order with ``ledger`` (logging to ``log``) once ``needs`` are done.
+
+    The worker is ``python -m <module> CONFIG <name>``: it plans again from the saved configuration and finds
+    its task by name (:func:`worker_main`). The demo's tasks are its arms; the study's are also its shared
+    stages per seed (:mod:`src.study`).
+    """
+
+    name: str
+    stages: Sequence[Stage]
+    ledger: Ledger
+    log: Path
+    needs: Sequence[Stage] = ()
+
+    @property
+    def done(self) -> bool:
+        return all(stage.done for stage in self.stages)
+
+
 def run_arms_side_by_side(
-    config_file: Path, stages: Mapping[str, Sequence[Stage]], out: Path, *, threads: int, progress: bool = True
+    config_file: Path, tasks: Sequence[Task], *, threads: int, progress: bool = True
 ) -> None:
     """Run each arm's stages in its own worker process (``threads`` torch threads each) and wait for all.
 
     The first worker to fail stops the others (their finished stages and checkpoints stay: a rerun continues)
     and raises naming the arm, its exit code and the end of its log.
     """
+    run_workers("src.demo.arms", config_file, tasks, workers=len(tasks), threads=threads, progress=progress)
+
+
+def run_workers(
+    module: str,
+    config_file: Path,
+    tasks: Sequence[Task],
+    *,
+    workers: int,
+    threads: int,
+    progress: bool = True,
+    poll_seconds: float = 0.5,
+) -> None:
+    """Run every unfinished task in a worker process, at most ``workers`` at a time, each once its ``needs`` are
+    done (tasks start in the order given), with ``threads`` torch threads each; wait for all.
+
+    The first worker to fail stops the others (their finished stages and checkpoints stay: a rerun continues)
+    and raises naming the task, its exit code and the end of its log.
+    """
+    pending = [task for task in tasks if not task.done]
+    made = {stage.done_marker for task in pending for stage in task.stages}
+    for task in pending:
+        missing = [need.name for need in task.needs if not need.done and need.done_marker not in made]
+        if missing:
+            raise ValueError(f"task {task.name} needs {missing}, which no task makes")
     env = {
         **os.environ,
         PARENT_ENV: str(os.getpid()),
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
-    workers: dict[str, subprocess.Popen] = {}
+    running: dict[str, tuple[Task, subprocess.Popen]] = {}
+    total = sum(len(task.stages) for task in tasks)
     try:
-        for arm in stages:
-            with log_path(out, arm).open("ab") as handle:  # appended: an interrupted attempt's log is kept
-                workers[arm] = subprocess.Popen(
-                    [sys.executable, "-m", "src.demo.arms", str(config_file), arm],
-                    env=env,  # and this process's working directory: the config's relative paths stay right
-                    stdin=subprocess.DEVNULL,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                )
-        log.info(
-            "arms %s side by side (%d thread%s each); logs: %s",
-            ", ".join(stages),
-            threads,
-            "" if threads == 1 else "s",
-            ", ".join(str(log_path(out, arm)) for arm in stages),
-        )
         with progress_bar(enabled=progress) as bar:
-            tasks = {arm: bar.add_task(arm, total=len(arm_stages)) for arm, arm_stages in stages.items()}
-            while True:
-                for arm, arm_stages in stages.items():
-                    pending = [s.name for s in arm_stages if not s.done]
+            overall = bar.add_task("all", total=total)
+            lines: dict[str, Any] = {}
+            while pending or running:
+                for task in list(pending):
+                    if len(running) < workers and all(need.done for need in task.needs):
+                        pending.remove(task)
+                        running[task.name] = (task, _start_worker(module, config_file, task, env))
+                        lines[task.name] = bar.add_task(task.name, total=len(task.stages))
+                        log.info(
+                            "%s: started (%d thread%s), log %s", task.name, threads, "s"[: threads > 1], task.log
+                        )
+                for name, (task, worker) in list(running.items()):
+                    code = worker.poll()
+                    if code not in (None, 0):
+                        tail = task.log.read_text(errors="replace")[-3000:]
+                        raise RuntimeError(
+                            f"the {name} {'arm' if module == 'src.demo.arms' else 'task'} failed (exit code {code}); "
+                            f"the other workers were stopped, and a rerun continues where each stopped. "
+                            f"End of {task.log}:\n{tail}"
+                        )
+                    to_do = [stage.name for stage in task.stages if not stage.done]
                     bar.update(
-                        tasks[arm],
-                        completed=len(arm_stages) - len(pending),
-                        description=f"{arm}: {pending[0] if pending else 'done'}",
+                        lines[name],
+                        completed=len(task.stages) - len(to_do),
+                        description=f"{name}: {to_do[0] if to_do else 'done'}",
                     )
-                failed = {arm: w.returncode for arm, w in workers.items() if w.poll() not in (None, 0)}
-                if failed:
-                    arm, code = next(iter(failed.items()))
-                    tail = log_path(out, arm).read_text(errors="replace")[-3000:]
-                    raise RuntimeError(
-                        f"the {arm} arm failed (exit code {code}); the other arms were stopped, and a rerun "
-                        f"continues every arm where it stopped. End of {log_path(out, arm)}:\n{tail}"
-                    )
-                if all(w.poll() == 0 for w in workers.values()):
-                    return
-                time.sleep(0.5)
+                    if code == 0:
+                        del running[name]
+                        bar.remove_task(lines.pop(name))
+                        if to_do:
+                            raise RuntimeError(f"the {name} worker exited without finishing {to_do} ({task.log})")
+                if pending and not running and not any(all(n.done for n in t.needs) for t in pending):
+                    raise RuntimeError(f"tasks {[t.name for t in pending]} wait for stages no worker is making")
+                bar.update(overall, completed=sum(stage.done for task in tasks for stage in task.stages))
+                if pending or running:
+                    time.sleep(poll_seconds)
     finally:
-        for worker in workers.values():
+        for _, worker in running.values():
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
 
 
-def _die_with_parent() -> None:
+def _start_worker(module: str, config_file: Path, task: Task, env: Mapping[str, str]) -> subprocess.Popen:
+    task.log.parent.mkdir(parents=True, exist_ok=True)
+    with task.log.open("ab") as handle:  # appended: an interrupted attempt's log is kept
+        return subprocess.Popen(
+            [sys.executable, "-m", module, str(config_file), task.name],
+            env=env,  # and this process's working directory: the config's relative paths stay right
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this worker when the pipeline process dies (Linux; elsewhere a no-op)."""
     parent = int(os.environ.get(PARENT_ENV, "0"))
     if sys.platform.startswith("linux"):
@@ -122,27 +183,31 @@ def _die_with_parent() -> None:
         sys.exit(f"the pipeline process {parent} is gone")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    config_file, arm = argv if argv is not None else sys.argv[1:]
-    _die_with_parent()
+def worker_main(argv: Sequence[str], tasks_of: Callable[[Any], Mapping[str, Task]]) -> None:
+    """A worker process: ``argv`` = (saved configuration, task name); ``tasks_of(cfg)`` plans the tasks."""
+    config_file, name = argv
+    die_with_parent()
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", stream=sys.stderr
     )
     import torch
     from omegaconf import OmegaConf
 
-    from src.demo.pipeline import plan
-
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    cfg = OmegaConf.load(config_file)
-    stages = plan(cfg)
-    missing = [s.name for s in stages if s.arm is None and not s.done]
+    tasks = tasks_of(OmegaConf.load(config_file))
+    if name not in tasks:
+        raise ValueError(f"no task {name!r} in {config_file}; tasks: {sorted(tasks)}")
+    task = tasks[name]
+    missing = [stage.name for stage in task.needs if not stage.done]
     if missing:
-        raise RuntimeError(f"arm {arm}: the shared stages {missing} have not finished")
-    arm_stages = [s for s in stages if s.arm == arm]
-    if not arm_stages:
-        raise ValueError(f"no arm {arm!r} in {config_file}; arms: {sorted({s.arm for s in stages if s.arm})}")
-    run_all(arm_stages, Ledger(Path(cfg.out_dir), f"_{arm}"), progress=False)
+        raise RuntimeError(f"{name}: the stages it needs {missing} have not finished")
+    run_all(list(task.stages), task.ledger, progress=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from src.demo.pipeline import arm_tasks
+
+    worker_main(argv if argv is not None else sys.argv[1:], arm_tasks)
 
 
 if __name__ == "__main__":

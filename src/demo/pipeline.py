@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.demo.arms import run_arms_side_by_side, threads_per_arm
+from src.demo.arms import Task, log_path, run_arms_side_by_side, threads_per_arm
 from src.demo.stages import Ledger, Stage, as_list, build_stage, evaluate_stage, run_all, train_stage
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,20 @@ log = logging.getLogger(__name__)
 ARMS = ("migr", "baseline")
 
 
-def plan(cfg: DictConfig) -> list[Stage]:
-    """Every stage of the demo in order (see the module docstring for the folders)."""
+def plan(cfg: DictConfig, *, corpus_root: Path | None = None) -> list[Stage]:
+    """Every stage of the demo in order (see the module docstring for the folders).
+
+    The arms are ``cfg.arms`` (each: the build folder and manifest it trains on, its GRPO reward set, optionally
+    extra GRPO overrides ``grpo`` and ``sft_of``: another, earlier arm whose SFT export its GRPO starts from, so
+    that it has no SFT stage of its own); the builds are ``cfg.builds`` (folder -> extra build overrides; by
+    default the one ``migr`` build). ``corpus_root``: a corpus folder shared with other runs (the study's one
+    corpus per regime); by default ``corpus.root``, or ``<out_dir>/corpus`` when shrunk.
+    """
     out = Path(cfg.out_dir)
     shrink = bool(cfg.shrink)
     n = int(cfg.shrunk.corpus_n) if shrink else int(cfg.corpus.n)
-    corpus_root = Path(cfg.corpus.root) if not shrink else out / "corpus"
+    if corpus_root is None:
+        corpus_root = Path(cfg.corpus.root) if not shrink else out / "corpus"
     manifest = corpus_root / "manifest.jsonl"
     data = [
         f"data.manifest={manifest}",
@@ -55,6 +63,9 @@ def plan(cfg: DictConfig) -> list[Stage]:
         common += as_list(cfg.shrunk.train)
     grpo_extra = as_list(cfg.shrunk.grpo) if shrink else []
 
+    builds = cfg.get("builds") or {"migr": []}
+    if "migr" not in builds:
+        raise ValueError(f"builds: {sorted(builds)} has no `migr` (the evaluations read its annotated test split)")
     stages = [
         Stage(
             "corpus",
@@ -70,16 +81,16 @@ def plan(cfg: DictConfig) -> list[Stage]:
             f"{n} clips",
         ),
         train_stage("base", out / "base", [*as_list(cfg.base), *common]),
+    ]
+    # no FAU copy credits a face that is not the dominant modality (kept as it was for faint)
+    fau_think = ["fau.think=dominant"] if regime == "conflict" else []
+    stages += [
         build_stage(
-            out / "migr",
-            [
-                *data,
-                f"model_path={out / 'base' / 'export'}",
-                *as_list(cfg.build),
-                # no FAU copy credits a face that is not the dominant modality (kept as it was for faint)
-                *(["fau.think=dominant"] if regime == "conflict" else []),
-            ],
-        ),
+            out / name,
+            [*data, f"model_path={out / 'base' / 'export'}", *as_list(cfg.build), *fau_think, *as_list(extra)],
+            name=f"{name}_build",
+        )
+        for name, extra in builds.items()
     ]
     evaluate = [
         f"data.manifest={out / 'migr' / 'annotated_manifest.jsonl'}",  # test split with truth + MI annotations
@@ -89,10 +100,17 @@ def plan(cfg: DictConfig) -> list[Stage]:
         *as_list(cfg.evaluate),
         *(as_list(cfg.shrunk.evaluate) if shrink else []),
     ]
-    for arm in ARMS:
-        settings = cfg.arms[arm]
-        arm_manifest = out / "migr" / settings.manifest
-        sft_dir, grpo_dir = out / f"{arm}_sft", out / f"{arm}_grpo"
+    for arm, settings in cfg.arms.items():
+        build = settings.get("build") or "migr"
+        if build not in builds:
+            raise ValueError(f"arms.{arm}.build={build!r}: no such build (builds: {sorted(builds)})")
+        arm_manifest = out / build / settings.manifest
+        sft_of = settings.get("sft_of")
+        if sft_of is not None and (
+            sft_of not in cfg.arms or list(cfg.arms).index(sft_of) > list(cfg.arms).index(arm)
+        ):
+            raise ValueError(f"arms.{arm}.sft_of={sft_of!r}: expected an arm listed before {arm!r}")
+        sft_dir, grpo_dir = out / f"{sft_of or arm}_sft", out / f"{arm}_grpo"
         sft = [
             *as_list(cfg.sft),
             *common,
@@ -104,11 +122,13 @@ def plan(cfg: DictConfig) -> list[Stage]:
             *common,
             *grpo_extra,
             f"rewards={settings.rewards}",
+            *as_list(settings.get("grpo")),
             f"stage.init_from={sft_dir / 'export'}",
             f"stage.train_manifest={arm_manifest}",
         ]
+        if sft_of is None:
+            stages.append(replace(train_stage(f"{arm}_sft", sft_dir, sft), arm=arm))
         stages += [
-            replace(train_stage(f"{arm}_sft", sft_dir, sft), arm=arm),
             replace(train_stage(f"{arm}_grpo", grpo_dir, grpo), arm=arm),
             replace(
                 evaluate_stage(
@@ -140,18 +160,19 @@ def run_pipeline(cfg: DictConfig) -> str:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = plan(cfg)
-    arm_stages = {arm: [s for s in stages if s.arm == arm] for arm in ARMS}
+    tasks = arm_tasks(cfg, stages)
     ledger = Ledger(out)
-    threads = threads_per_arm(cfg.arms_in_parallel, len(ARMS))
+    threads = threads_per_arm(cfg.arms_in_parallel, len(tasks))
     began = time.perf_counter()
     run_all([s for s in stages if s.arm is None], ledger)
     if threads is None:  # each arm keeps its own ledger either way, so either way can finish the other's run
-        for arm, arm_stage_list in arm_stages.items():
-            run_all(arm_stage_list, Ledger(out, f"_{arm}"))
+        for task in tasks.values():
+            run_all(list(task.stages), task.ledger)
     elif not all(s.done for s in stages):
         config_file = out / "pipeline.yaml"
         OmegaConf.save(cfg, config_file, resolve=True)
-        run_arms_side_by_side(config_file, arm_stages, out, threads=threads)
+        run_arms_side_by_side(config_file, list(tasks.values()), threads=threads)
+    arm_stages = {arm: list(task.stages) for arm, task in tasks.items()}
     _merge_arm_ledgers(ledger, arm_stages)
     log.info("pipeline finished in %.1f min (this invocation)", (time.perf_counter() - began) / 60)
     recorded = ledger.read("timings")  # a stage done by other means (outputs copied in) has no time
@@ -160,6 +181,22 @@ def run_pipeline(cfg: DictConfig) -> str:
     table = result_table(out, timings, ledger.read("resumed"), side_by_side)
     (out / "results.md").write_text(table)
     return table
+
+
+def arm_tasks(cfg: DictConfig, stages: list[Stage] | None = None) -> dict[str, Task]:
+    """Each arm's stages as a worker task (its own ledger and log), after the shared stages and, for an arm with
+    ``sft_of``, that arm's SFT."""
+    out = Path(cfg.out_dir)
+    stages = plan(cfg) if stages is None else stages
+    shared = [s for s in stages if s.arm is None]
+    by_name = {s.name: s for s in stages}
+    tasks = {}
+    for arm in dict.fromkeys(s.arm for s in stages if s.arm is not None):
+        sft_of = cfg.arms[arm].get("sft_of") if "arms" in cfg else None
+        needs = [*shared, *([by_name[f"{sft_of}_sft"]] if sft_of else [])]
+        own = [s for s in stages if s.arm == arm]
+        tasks[arm] = Task(arm, own, Ledger(out, f"_{arm}"), log_path(out, arm), needs)
+    return tasks
 
 
 def _merge_arm_ledgers(ledger: Ledger, arm_stages: dict[str, list[Stage]]) -> None:

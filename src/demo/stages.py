@@ -31,13 +31,14 @@ class Stage:
     run: Callable[[], None]
     description: str = ""
     arm: str | None = None  # the arm it belongs to (None: shared by both, run before them)
+    overrides: tuple[str, ...] = ()  # the command-line overrides it runs with (training, build, evaluation)
 
     @property
     def done(self) -> bool:
         return self.done_marker.exists()
 
 
-def _compose(config_name: str, overrides: list[str]) -> DictConfig:
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose ``configs/<config_name>.yaml`` as its own command would (inside or outside a Hydra app)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -58,28 +59,38 @@ def train_stage(name: str, run_dir: Path, overrides: list[str]) -> Stage:
         resume = ["ckpt_path=last"] if (run_dir / "checkpoints" / "last.ckpt").exists() else []
         if resume:
             log.info("%s: resuming from %s", name, run_dir / "checkpoints" / "last.ckpt")
-        cfg = _compose("train", [*overrides, f"run_dir={run_dir}", f"export_dir={run_dir / 'export'}", *resume])
+        cfg = compose_config(
+            "train", [*overrides, f"run_dir={run_dir}", f"export_dir={run_dir / 'export'}", *resume]
+        )
         run_stage(cfg)
 
-    return Stage(name, run_dir / "export" / "config.json", run, description=" ".join(overrides))
+    return Stage(
+        name, run_dir / "export" / "config.json", run, description=" ".join(overrides), overrides=tuple(overrides)
+    )
 
 
-def build_stage(out_dir: Path, overrides: list[str]) -> Stage:
+def build_stage(out_dir: Path, overrides: list[str], name: str = "migr_build") -> Stage:
     def run() -> None:
         from src.migr.build import build
 
-        build(_compose("build", [*overrides, f"out_dir={out_dir}"]))
+        build(compose_config("build", [*overrides, f"out_dir={out_dir}"]))
 
-    return Stage("migr_build", out_dir / "build.json", run, description="FAU + Modality Importance + reordering")
+    return Stage(
+        name,
+        out_dir / "build.json",
+        run,
+        description="FAU + Modality Importance + reordering",
+        overrides=tuple(overrides),
+    )
 
 
 def evaluate_stage(name: str, out_dir: Path, overrides: list[str]) -> Stage:
     def run() -> None:
         from src.evaluation.runner import run_evaluation
 
-        run_evaluation(_compose("evaluate", [*overrides, f"output_dir={out_dir}"]))
+        run_evaluation(compose_config("evaluate", [*overrides, f"output_dir={out_dir}"]))
 
-    return Stage(name, out_dir / "metrics.json", run, description=" ".join(overrides))
+    return Stage(name, out_dir / "metrics.json", run, description=" ".join(overrides), overrides=tuple(overrides))
 
 
 @dataclass(frozen=True)
@@ -153,4 +164,9 @@ def run_all(stages: list[Stage], ledger: Ledger, *, progress: bool = True) -> di
 
 
 def as_list(node) -> list[str]:
-    return [str(x) for x in OmegaConf.to_container(node, resolve=True)] if node is not None else []
+    """A config list (or a plain list, or None) as a list of override strings."""
+    if node is None:
+        return []
+    return [
+        str(x) for x in (node if isinstance(node, (list, tuple)) else OmegaConf.to_container(node, resolve=True))
+    ]

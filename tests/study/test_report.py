@@ -1,0 +1,120 @@
+"""The study's statistics and report, against scipy and hand-counted cases (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from src.evaluation.predictions import PredictionRecord
+from src.study.report import (
+    format_failures,
+    paired_summary,
+    scoped_figures,
+    stage_kind,
+    study_markdown,
+    summarize,
+)
+
+LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
+
+
+@pytest.mark.parametrize("values", [[0.1, -0.05, 0.2], [1.0, 2.0, 4.0, 8.0, 16.0], [0.3, 0.31]])
+def test_the_t_interval_is_scipys(values):
+    import numpy as np
+    from scipy import stats
+
+    from src.demo.seeds import t_interval
+
+    mean, half = t_interval(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert mean == pytest.approx(np.mean(values))
+    assert mean - half == pytest.approx(low, rel=1e-3) and mean + half == pytest.approx(high, rel=1e-3)
+
+
+def test_paired_summary_pairs_by_seed_and_skips_undefined_seeds():
+    arm = {0: 0.30, 1: 0.20, 2: None, 3: 0.40, 4: 0.10}
+    baseline = {0: 0.20, 1: 0.25, 2: 0.50, 3: 0.20, 4: float("nan")}
+    summary = paired_summary(arm, baseline)
+    # seeds 0, 1, 3 pair: differences +0.10, -0.05, +0.20; mean 0.0833, sd 0.1258; t(0.975, 2) = 4.303
+    assert summary["n"] == 4 and summary["n_paired"] == 3
+    assert summary["mean"] == pytest.approx(0.25) and summary["sd"] == pytest.approx(0.12910, abs=1e-5)
+    assert summary["difference"] == pytest.approx(0.25 / 3)
+    half = 4.303 * 0.125830 / math.sqrt(3)
+    assert summary["low"] == pytest.approx(0.25 / 3 - half, abs=1e-5)
+    assert summary["high"] == pytest.approx(0.25 / 3 + half, abs=1e-5)
+    one = paired_summary({0: 0.5}, {0: 0.25})
+    assert one["difference"] == 0.25 and one["low"] is None and one["sd"] is None
+
+
+def _record(i: int, label: str, prediction: str | None, judged: str | None, dominant: str, well_formed=True):
+    return PredictionRecord(
+        id=f"c{i}",
+        dataset="synth",
+        label=label,
+        completion="",
+        answer=prediction,
+        prediction=prediction,
+        first_segment="visual",
+        well_formed=well_formed,
+        num_tokens=10,
+        truncated=False,
+        dominant=dominant,
+        judge="keywords|explanation",
+        judged=judged,
+    )
+
+
+def test_scoped_figures_count_each_scope_by_hand():
+    records = [
+        _record(0, "happy", "happy", "happy", "audio"),  # conflict: consistent, right
+        _record(1, "happy", "happy", "sad", "audio"),  # conflict: right answer, wrong reasoning
+        _record(2, "sad", "angry", "angry", "visual", well_formed=False),  # conflict: consistent, wrong
+        _record(3, "fear", "fear", "sad", "visual"),  # neutral cue: right answer, wrong reasoning
+    ]
+    cues = {"c0": "conflict", "c1": "conflict", "c2": "conflict", "c3": "neutral"}
+    scoped = scoped_figures(records, LABELS, cues)
+    # conflict clips: EPC 2/3, right answers c0, c1 -> R-wrong/A-right among correct 1/2
+    assert scoped["conflict"]["epc"] == pytest.approx(2 / 3)
+    assert scoped["conflict"]["r_wrong_a_right_among_correct"] == pytest.approx(0.5)
+    assert scoped["conflict | well-formed"]["epc"] == pytest.approx(0.5)  # c2 left out
+    assert scoped["all"]["epc"] == pytest.approx(0.5) and scoped["all"]["war"] == pytest.approx(0.75)
+    assert scoped["audio/conflict"]["num_samples"] == 2 and scoped["visual/neutral"]["epc"] == 0.0
+    assert "visual/conflict | well-formed" not in scoped  # no well-formed clip in that cell
+
+
+def _summary_of(values: dict[str, dict[int, float]]) -> dict:
+    """Figures for one regime in which only format/well_formed and epc (all clips, keyword judge) are set."""
+    figures = {
+        "conflict": {
+            arm: {
+                seed: {"keywords": {"all": {"format/well_formed": wf, "epc": 0.8}}}
+                for seed, wf in per_seed.items()
+            }
+            for arm, per_seed in values.items()
+        }
+    }
+    return summarize(figures)
+
+
+def test_an_arm_under_the_format_threshold_is_flagged_in_the_report():
+    summary = _summary_of({"baseline": {0: 1.0, 1: 0.98}, "migr": {0: 0.96, 1: 0.90}})
+    assert format_failures(summary, 0.95) == {"conflict": {"migr": pytest.approx(0.93)}}
+    text = study_markdown(
+        summary, seeds=[0, 1], arms={"conflict": ["baseline", "migr"]}, threshold=0.95, timings={}
+    )
+    assert "**Failed on format:** migr (93.0% well-formed)" in text
+    assert "| well-formed explanations (%) | migr (failed on format) | 2 | 93.0 ± 4.2 | -6.0 (" in text
+    assert "| R-wrong/A-right among correct | all arms | 0 | n/a (no value in any seed) | n/a | 0 |" in text
+    assert "Anchoring probe: missing" in text
+
+
+def test_stage_kinds():
+    assert [stage_kind(n) for n in ("migr_oracle_build", "migr_sft", "baseline_grpo", "eval_migr", "base")] == [
+        "build",
+        "sft",
+        "grpo",
+        "evaluation",
+        "base",
+    ]
+    assert stage_kind("judge_migr_embedding") == "re-judge (embedding)"
