@@ -163,17 +163,26 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def attention_summary(records: Sequence[PredictionRecord], *, layer: int, bins: int) -> AttentionSummary | None:
-    """Per-group mean attention curves of the records that carry one (grouped by ``dominant``, else
-    ``mi_dominant``)."""
+ATTENTION_GROUPS = ("dominant", "mi")
+
+
+def attention_summary(
+    records: Sequence[PredictionRecord], *, layer: int, bins: int, group_by: str = "dominant"
+) -> AttentionSummary | None:
+    """Per-group mean attention curves of the records that carry one.
+
+    ``group_by="dominant"``: by the manifest's ground-truth ``dominant``, else the MI estimate ``mi_dominant``;
+    ``"mi"``: by ``mi_dominant``, else ``dominant`` (the paper's Fig. 5 groups the DFEW test set by MI).
+    """
+    if group_by not in ATTENTION_GROUPS:
+        raise ValueError(f"attention.group_by={group_by!r} must be one of {', '.join(ATTENTION_GROUPS)}")
+
+    def group(record: PredictionRecord) -> str | None:
+        first, second = (record.dominant, record.mi_dominant)[:: 1 if group_by == "dominant" else -1]
+        return first if first is not None else second
+
     return summarize_curves(
-        (
-            (r.dominant if r.dominant is not None else r.mi_dominant, r.attention)
-            for r in records
-            if r.attention is not None
-        ),
-        layer=layer,
-        bins=bins,
+        ((group(r), r.attention) for r in records if r.attention is not None), layer=layer, bins=bins
     )
 
 

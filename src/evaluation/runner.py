@@ -33,7 +33,7 @@ from src.data.labels import labels_for
 from src.data.manifest import Sample, read_manifest
 from src.data.media import MediaLoader
 from src.evaluation.concurrent import reference_correct_ids
-from src.evaluation.figures import attention_summary, compute_figures, flat_figures
+from src.evaluation.figures import ATTENTION_GROUPS, attention_summary, compute_figures, flat_figures
 from src.evaluation.folders import (
     check_run_settings,
     find_model,
@@ -207,6 +207,10 @@ def check_config(cfg: DictConfig) -> None:
         raise EvaluationError(f"judge_batch_size={cfg.judge_batch_size} must be at least 1")
     if cfg.on_error not in ("raise", "skip"):
         raise EvaluationError(f"on_error={cfg.on_error!r} must be 'raise' or 'skip'")
+    if cfg.attention.get("group_by", "dominant") not in ATTENTION_GROUPS:
+        raise EvaluationError(
+            f"attention.group_by={cfg.attention.group_by!r} must be one of {', '.join(ATTENTION_GROUPS)}"
+        )
 
 
 def generation_settings(cfg: DictConfig, model_dir: Path) -> GenerationSettings:
@@ -353,7 +357,12 @@ def write_outputs(
     """
     summary = None
     if settings.attention and settings.attention_layer is not None:
-        summary = attention_summary(records, layer=settings.attention_layer, bins=settings.attention_bins)
+        summary = attention_summary(
+            records,
+            layer=settings.attention_layer,
+            bins=settings.attention_bins,
+            group_by=cfg.attention.get("group_by", "dominant"),
+        )
     attention = summary.to_dict() if summary is not None else None
     reference = reference_correct_ids(cfg.concurrent.reference_predictions)
     figures = compute_figures(

@@ -22,6 +22,12 @@ no                 no               ``both_wrong``: "both" (default), "margin", 
                                     -> "both", else "none": no reliable modality)
 =================  ===============  ====================================================================
 
+The paper's wording includes the audio-visual prediction: audio is dominant when audio-only is right "but fails
+under visual-only or audio-visual" (and the mirror for visual). :func:`decide` applies that clause as written;
+it never changes a decision of the table above: with visual-only wrong the clause holds whatever AV says, and
+with both unimodal predictions right it holds for both modalities at once (AV wrong) or for neither (AV right),
+a tie either way. AV matters only through ``both_wrong="av"``.
+
 The continuous importance score is ``log p(true | audio) - log p(true | visual)`` (positive: audio carries
 more of the true emotion); users can threshold it instead of using the discrete rule.
 """
@@ -75,10 +81,11 @@ def decide(
     both_wrong: WrongRule = "both",
 ) -> str:
     """The dominant modality for one clip under the documented rule (see the module docstring)."""
-    if audio_right and not visual_right:
-        return "audio"
-    if visual_right and not audio_right:
-        return "visual"
+    # the paper: audio dominates when audio-only is right "but fails under visual-only or audio-visual"
+    audio_clause = audio_right and not (visual_right and av_right)
+    visual_clause = visual_right and not (audio_right and av_right)
+    if audio_clause != visual_clause:
+        return "audio" if audio_clause else "visual"
     rule = both_right if audio_right else both_wrong
     if rule == "margin" and not math.isnan(score):
         return "audio" if score > 0 else "visual" if score < 0 else "both"

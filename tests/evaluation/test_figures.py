@@ -108,3 +108,27 @@ def test_figures_are_strict_json_and_flatten() -> None:
     assert "recall/angry" not in flat  # undefined figures are left out, not logged as 0
     assert json_safe({"a": [math.nan, math.inf, 1.0]}) == {"a": [None, None, 1.0]}
     assert dominant_first([(None, "audio")]) is None
+
+
+def test_attention_curves_group_by_the_truth_or_by_modality_importance():
+    from dataclasses import replace
+
+    from src.evaluation.figures import attention_summary
+
+    def curve(visual: float) -> dict[str, list[float]]:
+        return {"visual": [visual] * 4, "audio": [0.1] * 4, "text": [0.9 - visual] * 4}
+
+    records = [  # truth and MI disagree on the first clip; the third has no truth, the fourth no MI
+        replace(record("a", "happy", "happy", dominant="audio", mi_dominant="visual"), attention=curve(0.2)),
+        replace(record("b", "happy", "happy", dominant="visual", mi_dominant="visual"), attention=curve(0.4)),
+        replace(record("c", "happy", "happy", mi_dominant="audio"), attention=curve(0.6)),
+        replace(record("d", "happy", "happy", dominant="audio"), attention=curve(0.8)),
+    ]
+    by_truth = attention_summary(records, layer=0, bins=4)
+    by_mi = attention_summary(records, layer=0, bins=4, group_by="mi")
+    assert by_truth.counts == {"all": 4, "audio": 3, "visual": 1}
+    assert by_mi.counts == {"all": 4, "audio": 2, "visual": 2}
+    assert by_truth.peaks["audio"]["visual"] == pytest.approx((0.2 + 0.6 + 0.8) / 3)
+    assert by_mi.peaks["visual"]["visual"] == pytest.approx((0.2 + 0.4) / 2)
+    with pytest.raises(ValueError, match=r"attention.group_by='truth' must be one of dominant, mi"):
+        attention_summary(records, layer=0, bins=4, group_by="truth")

@@ -35,6 +35,26 @@ def test_decision_rule(audio_right, visual_right, av_right, score, both_right, b
     )
 
 
+# The paper's sentence, case by case (A = audio-only right, V = visual-only right, AV = audio-visual right):
+# audio is dominant when A is right "but fails under visual-only or audio-visual", visual in the mirror case;
+# a modality for which the sentence holds alone is dominant, otherwise the tie rules (defaults) apply.
+PAPER_TRUTH_TABLE = {
+    (True, False, False): "audio",
+    (True, False, True): "audio",
+    (False, True, False): "visual",
+    (False, True, True): "visual",
+    (True, True, False): "both",  # the sentence holds for both modalities: a tie
+    (True, True, True): "both",  # holds for neither: equally informative
+    (False, False, False): "both",
+    (False, False, True): "both",
+}
+
+
+@pytest.mark.parametrize(("rights", "expected"), sorted(PAPER_TRUTH_TABLE.items()))
+def test_the_papers_audio_visual_clause_case_by_case(rights, expected):
+    assert decide(*rights, math.nan) == expected
+
+
 def _reference_logprob(model, tokenizer, loader, sample, condition, label) -> float:
     """log p(label<|im_end|> | prompt) from one full forward of prompt + answer (no cache, no sharing)."""
     batch = one_clip_batch(model, tokenizer, loader, sample, condition, task="label", target=label)
