@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 from torch import Tensor
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerBase, SiglipVisionConfig, WhisperConfig
 from transformers.utils import logging as hf_logging
 
 from src.models.checkpoint import (
@@ -109,11 +109,16 @@ def _folder_config(folder: str | os.PathLike | None) -> dict[str, Any] | None:
     return json.loads((Path(folder) / "config.json").read_text())
 
 
+_TOWER_CONFIGS = {"vision": SiglipVisionConfig, "audio": WhisperConfig, "bert": BertConfig}
+
+
 def _tower_fields(raw: dict[str, Any], kind: str, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The shape fields of a tower config (SigLIP's full config nests them under ``vision_config``)."""
+    """The shape fields of a tower config, fields it leaves out at their transformers defaults (the hub's SigLIP
+    base config nests an almost empty ``vision_config``: every shape is a default)."""
     if kind == "vision" and "vision_config" in raw:
         raw = raw["vision_config"]
-    return {k: raw[k] for k in fields if k in raw}
+    full = _TOWER_CONFIGS[kind](**{k: v for k, v in raw.items() if k in fields}).to_dict()
+    return {k: full[k] for k in fields if k in full}
 
 
 _VISION_FIELDS = (

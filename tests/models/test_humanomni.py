@@ -260,3 +260,14 @@ def test_model_spec_chooses_preprocessing_and_compressor(tokenizer, tmp_path):
     assert (asked.config.preprocess, asked.token_counts["video"]) == ("upstream_inference", 32)
     tiny = describe(ModelSpec(preset="tiny", video_compressor="slow_fast"))
     assert (tiny.config.preprocess, tiny.token_counts["video"]) == ("migr", 16)
+
+
+def test_tower_configs_fill_left_out_fields_with_their_defaults():
+    from src.models.humanomni import _VISION_FIELDS, _tower_fields
+
+    # the hub's siglip-base-patch16-224 config.json: a SiglipConfig whose vision_config holds no shape at all
+    vision = _tower_fields(
+        {"model_type": "siglip", "vision_config": {"model_type": "siglip_vision_model"}}, "vision", _VISION_FIELDS
+    )
+    released = get_preset("humanomni-0.5b").vision
+    assert {k: vision[k] for k in released} == released
