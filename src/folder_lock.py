@@ -46,6 +46,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from src.paths import printable
+
+__all__ = ["LOCK_NAME", "FolderLock", "FolderLockError", "describe", "printable"]
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
@@ -61,13 +65,6 @@ class FolderLockError(RuntimeError):
             f"{printable(folder)} is in use by {describe(holder)}; wait for it to finish, stop it, or choose "
             "another output folder (only one process may write a folder at a time)"
         )
-
-
-def printable(text: str | os.PathLike[str]) -> str:
-    """``text`` safe to log or write as UTF-8: undecodable bytes of a file name become ``\\xNN`` escapes."""
-    if isinstance(text, os.PathLike):
-        text = os.fspath(text)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def describe(holder: dict[str, Any] | None) -> str:

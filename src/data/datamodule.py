@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from src.data.collate import Batch, Example, OmniCollator
+from src.data.inputs import load_inputs
 from src.data.manifest import Sample, read_manifest
 from src.data.media import MediaLoader
 from src.data.prompts import build_prompt, instruction_for
@@ -261,26 +262,16 @@ class EmotionDataModule(L.LightningDataModule):
             return
         if self.cfg.synth:  # every rank needs the corpus; prepare_data ran on rank 0 only
             self.prepare_data()
-        samples = read_manifest(self.cfg.manifest)
+        samples = read_manifest(self.cfg.manifest, check_media=False)  # the splits present, for the message
+        usable = load_inputs(self.cfg.manifest, on_error=self.cfg.on_error, loader=self.media).samples
         for split in (self.cfg.train_split, self.cfg.val_split, self.cfg.test_split):
-            self.splits[split] = self.checked([s for s in samples if s.split == split])
+            self.splits[split] = [s for s in usable if s.split == split]
         if not self.splits[self.cfg.train_split]:
             found = sorted({s.split for s in samples})
             raise ValueError(
                 f"{self.cfg.manifest}: no samples with split {self.cfg.train_split!r} (data.train_split); "
                 f"splits present: {found}"
             )
-
-    def checked(self, samples: list[Sample]) -> list[Sample]:
-        """Decode every clip once (filling the cache); under ``on_error=skip`` drop and report failures."""
-        kept = []
-        for sample in samples:
-            item = self.media.load(sample)
-            if item.skip is None:
-                kept.append(sample)
-        if self.media.report:
-            log.warning("media report:\n%s", self.media.report.summary())
-        return kept
 
     def train_batches_per_epoch(self, world_size: int = 1) -> int:
         """Batches one rank sees per epoch (the sampler pads ranks to equal length)."""

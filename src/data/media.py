@@ -29,9 +29,11 @@ it in ``loader.report`` (a :class:`SkipReport` to print at the end of a run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,6 +51,7 @@ from src.data.features import log_mel
 from src.data.manifest import Sample
 from src.data.media_report import SkipRecord, SkipReport
 from src.data.preprocess import Preprocess, frame_indices, get_preprocess, segment_midpoints
+from src.paths import encodable, printable
 
 __all__ = [
     "SIGLIP_MEAN",
@@ -78,17 +81,28 @@ class MediaError(Exception):
             "no audio samples", "no frames", "too few frames"); skip reports count by it.
         detail: the specifics (decoder message, frame counts).
         sample_id: the manifest sample, when known.
+        where: the manifest line of the sample (``manifest.jsonl:7``), when known.
+
+    The message escapes bytes of the file name that are not UTF-8 (:func:`src.paths.printable`).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], reason: str, detail: str = "", *, sample_id: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        reason: str,
+        detail: str = "",
+        *,
+        sample_id: str | None = None,
+        where: str | None = None,
     ):
         self.path = Path(path)
         self.reason = reason
         self.detail = detail
         self.sample_id = sample_id
-        where = f"sample {sample_id!r}: " if sample_id is not None else ""
-        super().__init__(f"{where}{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+        self.where = where
+        line = f"{where}: " if where else ""
+        sample = f"sample {sample_id!r}: " if sample_id is not None else ""
+        super().__init__(f"{line}{sample}{printable(self.path)}: {reason}" + (f" ({detail})" if detail else ""))
 
 
 def _check_file(path: Path) -> None:
@@ -96,6 +110,19 @@ def _check_file(path: Path) -> None:
         raise MediaError(path, "missing file")
     if path.stat().st_size == 0:
         raise MediaError(path, "empty file", "0 bytes")
+
+
+@contextlib.contextmanager
+def _decodable(path: Path) -> Iterator[str]:
+    """A name of ``path`` the decoders accept: itself, or (a name that is not UTF-8, which decord and soundfile
+    cannot encode) a symlink with a plain name in a private temporary folder."""
+    if encodable(path):
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="migr-media-") as folder:
+        link = os.path.join(folder, "media" + (path.suffix if encodable(path.suffix) else ""))
+        os.symlink(os.fsencode(path.absolute()), os.fsencode(link))
+        yield link
 
 
 def _first_line(error: BaseException) -> str:
@@ -115,7 +142,8 @@ def _decode_frames(
     from decord import VideoReader, cpu  # deferred: decord's import prints to stderr
 
     try:
-        reader = VideoReader(str(path), ctx=cpu(0), num_threads=1)
+        with _decodable(path) as name:
+            reader = VideoReader(name, ctx=cpu(0), num_threads=1)
         total = len(reader)
         if total == 0:
             raise MediaError(path, "no frames", "the video stream holds 0 frames")
@@ -192,7 +220,8 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> Ten
     _check_file(path)
     if path.suffix.lower() in SOUNDFILE_SUFFIXES:
         try:
-            data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+            with _decodable(path) as name:
+                data, source_rate = soundfile.read(name, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
             raise MediaError(path, "unreadable", _first_line(error)) from error
         wave = torch.from_numpy(data).mean(dim=1)
@@ -202,8 +231,9 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> Ten
         from decord import AudioReader, cpu
 
         try:
-            reader = AudioReader(str(path), ctx=cpu(0), sample_rate=sample_rate, mono=True)
-            wave = torch.from_numpy(reader[:].asnumpy()).reshape(-1)
+            with _decodable(path) as name:
+                reader = AudioReader(name, ctx=cpu(0), sample_rate=sample_rate, mono=True)
+                wave = torch.from_numpy(reader[:].asnumpy()).reshape(-1)
         except Exception as error:  # decord reports every failure as DECORDError/RuntimeError
             message = _first_line(error)
             if "find audio stream" in message:
@@ -311,9 +341,15 @@ class MediaLoader:
                 )[0]
         except MediaError as error:
             if self.on_error == "raise":
-                raise MediaError(error.path, error.reason, error.detail, sample_id=sample.id) from error
+                raise MediaError(
+                    error.path, error.reason, error.detail, sample_id=sample.id, where=sample.where
+                ) from error
             record = SkipRecord(
-                sample_id=sample.id, path=str(error.path), reason=error.reason, detail=error.detail
+                sample_id=sample.id,
+                path=printable(error.path),
+                reason=error.reason,
+                detail=error.detail,
+                where=sample.where or "",
             )
             self.report.add(record)
             return MediaItem(frames=None, mel=None, skip=record)
@@ -358,7 +394,7 @@ class MediaLoader:
 
     def _note_short(self, sample: Sample, total: int) -> None:
         if total < self.num_frames:
-            self.report.add_short(sample.id, str(sample.video), total, self.num_frames, self.short_clip)
+            self.report.add_short(sample.id, printable(sample.video), total, self.num_frames, self.short_clip)
 
     def load_many(self, samples: Sequence[Sample], *, video: bool = True, audio: bool = True) -> list[MediaItem]:
         """:meth:`load` over ``samples`` (a convenience for scripts; the Dataset calls :meth:`load`)."""

@@ -19,12 +19,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SkipRecord:
-    """One skipped sample: which, which file, why (a :class:`~src.data.media.MediaError` reason) and details."""
+    """One skipped sample: which, which file, why (a :class:`~src.data.media.MediaError` reason) and details.
+
+    ``path`` is printable text (undecodable bytes of a file name escaped); ``where`` is the manifest line the
+    sample came from (``manifest.jsonl:7``) when known.
+    """
 
     sample_id: str
     path: str
     reason: str
     detail: str = ""
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,8 @@ class SkipReport:
             lines.append("  " + ", ".join(f"{number} {reason}" for reason, number in self.counts().items()))
             for record in self.skipped[:max_listed]:
                 detail = f" ({record.detail})" if record.detail else ""
-                lines.append(f"  {record.sample_id}  {record.path}  {record.reason}{detail}")
+                where = f"  ({record.where})" if record.where else ""
+                lines.append(f"  {record.sample_id}  {record.path}  {record.reason}{detail}{where}")
             if count > max_listed:
                 lines.append(f"  ... and {count - max_listed} more")
         if self._short:

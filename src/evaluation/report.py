@@ -296,14 +296,23 @@ def _format(figures: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
         f"mean length {fmt['mean_tokens']:.1f} tokens.",
         "",
     ]
-    skipped = run.get("skipped") or []
-    if skipped:
-        lines += [
+    skipped, short = run.get("skipped") or [], run.get("short_clips") or []
+    sections = [
+        (
             f"## Skipped clips ({len(skipped)}, on_error=skip)",
-            "",
-            table(["id", "file", "reason"], [[s["sample_id"], s["path"], s["reason"]] for s in skipped]),
-            "",
-        ]
+            ["id", "manifest line", "file", "reason"],
+            [[s["sample_id"], s.get("where", ""), s["path"], s["reason"]] for s in skipped],
+        ),
+        (
+            f"## Short clips ({len(short)}, fewer frames than the model reads; "
+            f"short_clip={short[0]['policy'] if short else ''})",
+            ["id", "file", "frames", "needed"],
+            [[s["sample_id"], s["path"], s["frames"], s["needed"]] for s in short],
+        ),
+    ]
+    for title, header, rows in sections:
+        if rows:
+            lines += [title, "", table(header, rows), ""]
     return lines
 
 

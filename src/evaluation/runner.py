@@ -29,9 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 from src import atomic
 from src.analysis.attention import resolve_layer
 from src.analysis.plots import plot_attention, plot_confusion, plot_recall, save_figure
+from src.data.inputs import Inputs, load_inputs
 from src.data.labels import labels_for
-from src.data.manifest import Sample, read_manifest
+from src.data.manifest import Sample
 from src.data.media import MediaLoader
+from src.data.media_report import ShortClip
 from src.evaluation.concurrent import reference_correct_ids
 from src.evaluation.figures import ATTENTION_GROUPS, attention_summary, compute_figures, flat_figures
 from src.evaluation.folders import (
@@ -49,6 +51,7 @@ from src.evaluation.tracking import log_to_wandb
 from src.folder_lock import FolderLock
 from src.judges.factory import build_judge
 from src.models.checkpoint import LoadedModel, load_model, read_config
+from src.paths import printable
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +77,20 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     """Run the evaluation ``cfg`` describes (see the module docstring); returns where the outputs are."""
     check_config(cfg)
     manifest = prepare_manifest(cfg)
-    samples = select_samples(read_manifest(manifest), manifest=manifest, split=cfg.split, limit=cfg.limit)
+    inputs = load_inputs(  # the manifest's checks; a missing clip file is skipped under on_error=skip
+        manifest,
+        on_error=cfg.on_error,
+        select=lambda rows: select_samples(rows, manifest=manifest, split=cfg.split, limit=cfg.limit),
+    )
+    samples = inputs.samples
     model_dir = find_model(cfg.model_path, runs_dir=cfg.runs_dir, search=list(cfg.model_search))
     settings = generation_settings(cfg, model_dir)
     searched = f" (model_path=auto: first of {', '.join(cfg.model_search)} under {cfg.runs_dir})"
     log.info(
         "evaluating %s%s on %s split %s (%d samples)",
-        model_dir,
+        printable(model_dir),
         searched if cfg.model_path == "auto" else "",
-        manifest,
+        printable(manifest),
         cfg.split,
         len(samples),
     )
@@ -90,7 +98,9 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
         cfg.output_dir, runs_dir=cfg.runs_dir, model_dir=model_dir, dataset=samples[0].dataset, split=cfg.split
     )
     with FolderLock(out):  # one evaluation per folder at a time; a second one fails naming the holder
-        return evaluate_into(cfg, out, manifest=manifest, samples=samples, model_dir=model_dir, settings=settings)
+        return evaluate_into(
+            cfg, out, manifest=manifest, samples=samples, model_dir=model_dir, settings=settings, inputs=inputs
+        )
 
 
 def evaluate_into(
@@ -101,8 +111,10 @@ def evaluate_into(
     samples: list[Sample],
     model_dir: Path,
     settings: GenerationSettings,
+    inputs: Inputs | None = None,
 ) -> EvaluationResult:
-    """Phases 2-4 of :func:`run_evaluation` in the output folder ``out`` (whose lock the caller holds)."""
+    """Phases 2-4 of :func:`run_evaluation` in the output folder ``out`` (whose lock the caller holds);
+    ``inputs``: what reading the manifest skipped, reported with the clips skipped while generating."""
     labels = labels_for(samples[0].dataset)
     if cfg.overwrite:
         for name in (PREDICTIONS_NAME, FIRST_TAG_NAME, *OUTPUT_FILES):
@@ -115,6 +127,9 @@ def evaluate_into(
     # the model is loaded on first use (generating or first-tag margins) and at most once
     load = functools.cache(lambda: load_for_evaluation(cfg, model_dir))
     stats = generate_phase(cfg, store, samples, load, settings, resuming=resuming)
+    if inputs is not None:
+        stats.skipped[:0] = inputs.report.skipped  # missing files, found while reading the manifest
+    short = load()[1].report.short_clips if load.cache_info().currsize else []  # type: ignore[attr-defined]
     stored = {record.id: record for record in store.load().records}
     selected = [stored[sample.id] for sample in samples if sample.id in stored]
     if len(stored) > len(selected):
@@ -133,12 +148,12 @@ def evaluate_into(
     scored = {record.id for record in selected}
     first_tag = first_tag_phase(cfg, out, [s for s in samples if s.id in scored], model_dir, load)
     figures, attention, images = write_outputs(
-        cfg, out, selected, labels, model_dir, manifest, stats, settings, first_tag=first_tag
+        cfg, out, selected, labels, model_dir, manifest, stats, settings, first_tag=first_tag, short_clips=short
     )
     headline = flat_figures(figures)
     log.info(
         "wrote %s: %s (%d generated now, %d resumed, %d judged, %d skipped)",
-        out,
+        printable(out),
         ", ".join(f"{key.upper()} {100 * headline[key]:.2f}" for key in ("war", "uar", "epc") if key in headline),
         stats.generated,
         len(selected) - stats.generated,
@@ -178,13 +193,13 @@ def generate_phase(
     """Generate the samples ``predictions.jsonl`` lacks (the model is loaded only if there are any)."""
     found = store.load()
     if found.torn_lines:
-        log.warning("%s: cut off %d line torn by an interrupted run", store.path, found.torn_lines)
+        log.warning("%s: cut off %d line torn by an interrupted run", printable(store.path), found.torn_lines)
     done = {record.id for record in found.records}
     pending = [sample for sample in samples if sample.id not in done]
     if resuming:
         log.info(
             "resuming %s: %d of %d samples already generated",
-            store.path.parent,
+            printable(store.path.parent),
             len(samples) - len(pending),
             len(samples),
         )
@@ -350,8 +365,10 @@ def write_outputs(
     settings: GenerationSettings,
     *,
     first_tag: dict[str, Any] | None = None,
+    short_clips: list[ShortClip] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Path]]:
-    """``metrics.json``, ``attention.json``, plots and ``report.md`` (``first_tag``: the first-tag summary).
+    """``metrics.json``, ``attention.json``, plots and ``report.md`` (``first_tag``: the first-tag summary;
+    ``short_clips``: clips decoded now that had fewer frames than the model's ``num_frames``).
 
     Returns the figures, the attention summary (None without curves) and the plots by W&B key.
     """
@@ -369,8 +386,8 @@ def write_outputs(
         records, labels, focus=list(cfg.concurrent.focus), reference_correct=reference, attention=summary
     )
     run = {
-        "model": str(model_dir),
-        "manifest": str(manifest),
+        "model": printable(model_dir),
+        "manifest": printable(manifest),
         "split": cfg.split,
         "task": cfg.task,
         "temperature": cfg.temperature,
@@ -381,6 +398,7 @@ def write_outputs(
         "reference_predictions": cfg.concurrent.reference_predictions,
         "generated_now": stats.generated,
         "skipped": [asdict(record) for record in stats.skipped],
+        "short_clips": [asdict(clip) for clip in short_clips or []],
     }
     figures = {**figures, "first_tag": first_tag, "num_skipped": len(stats.skipped), "run": run}
     confusion, recognition = figures["confusion"], figures["recognition"]

@@ -33,11 +33,14 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src import atomic
+from src.data.inputs import load_inputs
 from src.data.labels import labels_for
 from src.data.manifest import Sample, read_manifest, write_manifest
 from src.data.media import MediaLoader
 from src.data.sources import prepare_manifest
 from src.migr.importance import CONDITIONS, ClipImportance, ImportanceEstimator
+from src.paths import printable
 
 log = logging.getLogger(__name__)
 
@@ -129,23 +132,27 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"reorder.order_source={order_source!r}: expected mi or manifest")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    samples = read_manifest(prepare_manifest(cfg.data))
-    dataset = samples[0].dataset
+    manifest = prepare_manifest(cfg.data)
+    read_manifest(manifest, check_media=False)  # the manifest's own errors before the model is loaded
     splits = set(cfg.splits)
-    samples = [s for s in samples if s.split in splits]
 
     folder = resolve_model_folder(cfg.model_path, cfg.runs_dir, default_stage="base")
     loaded = load_model(folder)
+    on_error = cfg.data.get("on_error", "raise")
     loader = MediaLoader.for_model(
         loaded.model.config,
         preprocess=cfg.get("preprocess"),
         cache_dir=cfg.data.get("cache_dir"),
-        on_error=cfg.data.get("on_error", "raise"),
+        on_error=on_error,
         short_clip=cfg.data.get("short_clip", "repeat"),
     )
-    usable = [s for s in samples if loader.load(s).skip is None]
-    if loader.report:
-        log.warning("media problems (on_error=%s):\n%s", cfg.data.get("on_error"), loader.report.summary())
+    inputs = load_inputs(
+        manifest, on_error=on_error, loader=loader, select=lambda rows: [s for s in rows if s.split in splits]
+    )
+    usable = inputs.samples
+    if not usable:
+        raise ValueError(f"{manifest}: no usable clip in splits {sorted(splits)} (cfg.splits)")
+    dataset = usable[0].dataset
 
     # 1. FAU-consistent augmentation of the training clips
     train = [s for s in usable if s.split == "train"]
@@ -202,10 +209,12 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     )
     accuracy = {c: sum(r.correct(c) for r in results) / max(1, len(results)) for c in CONDITIONS}
     summary = {
-        "model": str(folder),
-        "manifest": str(cfg.data.manifest),
+        "model": printable(folder),
+        "manifest": printable(manifest),
         "clips": len(usable),
-        "skipped": len(samples) - len(usable),
+        "skipped": len(inputs.report),
+        "skipped_by_reason": inputs.report.counts(),
+        "media_report": inputs.report.summary(),
         "mode": cfg.importance.mode,
         "accuracy_by_condition": accuracy,
         "mi_distribution": dict(Counter(r.dominant for r in results)),
@@ -219,8 +228,8 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         "mi_seconds": mi_seconds,
         "seconds": time.perf_counter() - started,
     }
-    (out / "build.json").write_text(json.dumps(summary, indent=1))
-    (out / "report.md").write_text(_report(summary, fau_summary, migr, confusion, test_confusion))
+    atomic.write_text(out / "report.md", _report(summary, fau_summary, migr, confusion, test_confusion))
+    atomic.write_text(out / "build.json", json.dumps(summary, indent=1))
     log.info("MIGR build written to %s", out)
     return summary
 
@@ -242,6 +251,8 @@ def _report(summary, fau_summary, migr, confusion, test_confusion) -> str:
         f"MI distribution: {summary['mi_distribution']}",
         "",
     ]
+    if summary.get("media_report"):
+        lines += ["## Media problems", "", "```", summary["media_report"], "```", ""]
     if fau_summary.get("enabled"):
         lines += ["## FAU filter (training clips)", "", "```", fau_summary.get("table", ""), "```", ""]
     source = "the manifest's own dominant modality" if summary["order_source"] == "manifest" else "MI"

@@ -93,7 +93,8 @@ def test_audio_only_and_audio_source(folder: Path) -> None:
         ),
         (
             json.dumps(_row(id="b", label="joyous")),
-            "unknown label 'joyous' for dataset 'dfew'; its labels: happy, sad, neutral, angry, surprise, disgust, fear",
+            "label 'joyous' is not an emotion of dataset 'dfew'; expected one of its labels (happy, sad, neutral, "
+            "angry, surprise, disgust, fear) or a synonym listed in src/data/labels.py",
         ),
         (
             json.dumps(_row(id="b", dataset="ferv39k")),

@@ -267,7 +267,10 @@ def test_unreadable_clips_are_skipped_and_listed(evaluate, eval_corpus, tmp_path
     metrics = json.loads((result.output_dir / "metrics.json").read_text())
     assert metrics["num_samples"] == 3
     assert [(s["sample_id"], s["reason"]) for s in metrics["run"]["skipped"]] == [(train[1]["id"], "unreadable")]
-    assert f"| {train[1]['id']} | {broken} | unreadable |" in (result.output_dir / "report.md").read_text()
+    assert (
+        f"| {train[1]['id']} | {manifest}:2 | {broken} | unreadable |"
+        in (result.output_dir / "report.md").read_text()
+    )
 
 
 class ChatServer:

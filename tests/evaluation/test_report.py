@@ -37,7 +37,9 @@ RUN = {
     "max_new_tokens": 256,
     "judge": "KeywordJudge(top_k=2, related=True)",
     "explanation_mode": "explanation",
-    "skipped": [{"sample_id": "x9", "path": "clips/x9.mp4", "reason": "unreadable", "detail": ""}],
+    "skipped": [
+        {"sample_id": "x9", "path": "clips/x9.mp4", "reason": "unreadable", "detail": "", "where": "m.jsonl:9"}
+    ],
 }
 
 
@@ -69,7 +71,7 @@ def test_report_tables() -> None:
     assert "| # samples | 0 | 0 | 0 | 0 | 0 | 1 | 0 | 1 |" in lines  # Hap Sad Neu Ang Dis Fea Unk | in top-2
     assert "| ratio (%) | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 100.0 | 0.0 | 100.0 |" in lines
     assert "No misses of class fear." in lines
-    assert "| x9 | clips/x9.mp4 | unreadable |" in lines
+    assert "| x9 | m.jsonl:9 | clips/x9.mp4 | unreadable |" in lines
     assert "## Attention over generation" not in report  # no curves: no section
 
 
