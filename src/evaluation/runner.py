@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from src import atomic
 from src.analysis.attention import resolve_layer
 from src.analysis.plots import plot_attention, plot_confusion, plot_recall, save_figure
+from src.config_check import check_numbers
 from src.data.inputs import Inputs, load_inputs
 from src.data.labels import labels_for
 from src.data.manifest import Sample
@@ -213,7 +214,8 @@ def generate_phase(
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Settings that would otherwise only fail after generating (judging, the error policy)."""
+    """Settings that would otherwise only fail after generating (numbers out of range, judging, the policy)."""
+    check_numbers(cfg)
     if cfg.explanation_mode not in EXPLANATION_MODES:
         raise EvaluationError(
             f"explanation_mode={cfg.explanation_mode!r} must be one of {', '.join(EXPLANATION_MODES)}"

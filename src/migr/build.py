@@ -34,6 +34,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src import atomic
+from src.config_check import check_numbers
 from src.data.inputs import load_inputs
 from src.data.labels import labels_for
 from src.data.manifest import Sample, read_manifest, write_manifest
@@ -126,6 +127,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     from src.models.checkpoint import load_model
     from src.stages.runner import resolve_model_folder
 
+    check_numbers(cfg)  # data.* settings (batch sizes, ...) in range
     started = time.perf_counter()
     order_source = cfg.reorder.get("order_source", "mi")
     if order_source not in ("mi", "manifest"):

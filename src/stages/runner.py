@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from src.config_check import check_numbers
 from src.data.datamodule import DataConfig, EmotionDataModule
 from src.data.sources import prepare_manifest
 from src.models.factory import ModelDescription, ModelSpec, describe
@@ -75,7 +76,7 @@ def data_config(cfg: DictConfig, manifest: str) -> DataConfig:
     known = {f.name for f in fields(DataConfig)}
     options = {k: v for k, v in raw.items() if k in known}
     options["manifest"] = manifest
-    if cfg.stage.get("batch_size"):
+    if cfg.stage.get("batch_size") is not None:
         options["batch_size"] = int(cfg.stage.batch_size)  # e.g. GRPO's prompts per step
     if manifest != str(cfg.data.manifest):
         options["synth"] = None  # a derived manifest: the corpus it came from already exists
@@ -268,6 +269,7 @@ def build_trainer(cfg: DictConfig, *, extra_callbacks: list[L.Callback] | None =
 
 def run_stage(cfg: DictConfig) -> Path:
     """Fit one stage as ``cfg`` says and return its export folder."""
+    check_numbers(cfg)  # every numeric setting in range before anything is built
     L.seed_everything(int(cfg.seed), workers=True)
     os.makedirs(cfg.run_dir, exist_ok=True)
     init_from = resolve_init_from(cfg)
