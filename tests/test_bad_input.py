@@ -186,8 +186,9 @@ def test_training_gets_the_tables_answer(case: Case, on_error: str, description,
     else:
         assert kept == ["a", "b", "c"] and not report.skipped
     assert [clip.sample_id for clip in report.short_clips] == (["c"] if case.short else [])
-    if case.skip or case.short:  # the summary reaches the log (and, through it, train.log)
+    if case.skip or case.short:  # the summary reaches the log (and, through it, train.log: always encodable)
         assert report.summary() in caplog.text
+        report.summary().encode("utf-8")
     if case.shown and case.skip:
         assert case.shown in report.summary()
 

@@ -40,6 +40,7 @@ from src.data.labels import labels_for
 from src.data.manifest import Sample, read_manifest, write_manifest
 from src.data.media import MediaLoader
 from src.data.sources import prepare_manifest
+from src.folder_lock import FolderLock
 from src.migr.importance import CONDITIONS, ClipImportance, ImportanceEstimator
 from src.paths import printable
 
@@ -121,13 +122,21 @@ def _markdown_confusion(confusion: dict[str, Any]) -> str:
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
-    """Run the whole construction as ``cfg`` (``configs/build.yaml``) says; returns the summary figures."""
+    """Run the whole construction as ``cfg`` (``configs/build.yaml``) says; returns the summary figures.
+
+    The output folder is owned while the build runs: a second build into it fails at once naming the first.
+    """
+    check_numbers(cfg)  # data.* settings (batch sizes, ...) in range
+    with FolderLock(cfg.out_dir):
+        return _build(cfg)
+
+
+def _build(cfg: DictConfig) -> dict[str, Any]:
     from src.migr.fau import fau_filter
     from src.migr.reorder import fixed_order_all, reorder_all
     from src.models.checkpoint import load_model
     from src.stages.runner import resolve_model_folder
 
-    check_numbers(cfg)  # data.* settings (batch sizes, ...) in range
     started = time.perf_counter()
     order_source = cfg.reorder.get("order_source", "mi")
     if order_source not in ("mi", "manifest"):

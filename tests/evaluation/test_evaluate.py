@@ -101,6 +101,9 @@ def test_a_finished_evaluation_reruns_without_loading_the_model(evaluate, monkey
     again = evaluate()  # predictions and first-tag margins are reused
     assert (again.generated, again.resumed) == (0, 8)
     assert again.figures["first_tag"] == first.figures["first_tag"]
+    (again.output_dir / "report.md").write_bytes(b"")  # what a crash while writing the report used to leave
+    evaluate()
+    assert (again.output_dir / "report.md").read_text().startswith("# Evaluation")
 
 
 def test_a_torn_file_resumes_with_only_the_missing_samples(evaluate, tmp_path) -> None:

@@ -131,3 +131,17 @@ def test_the_reordered_set_trains_with_stage_sft_unchanged(built, tiny_export, t
     )
     export = run_stage(cfg)
     assert (export / "model.safetensors").exists()
+
+
+def test_a_second_build_into_a_held_folder_fails_naming_the_holder(tmp_path, stage_corpus, tiny_export):
+    from src.folder_lock import FolderLock, FolderLockError
+
+    out = tmp_path / "build"
+    cfg = _compose_build(*corpus_overrides(stage_corpus)[:3], f"model_path={tiny_export}", f"out_dir={out}")
+    with (
+        FolderLock(out, command="python -m src.migr.build (the first)"),
+        pytest.raises(
+            FolderLockError, match=r"build is in use by pid \d+ .*\(python -m src.migr.build \(the first\)\)"
+        ),
+    ):
+        build(cfg)
