@@ -102,13 +102,13 @@ def _check_regime(cfg: DictConfig, regime: str, arms: list[str]) -> None:
 
 def rejudge_stage(name: str, source: Path, out: Path, overrides: list[str], arm: str) -> Stage:
     """The evaluation in ``source`` judged again by the embedding judge into ``out`` (no regeneration: its
-    predictions, settings and first-tag margins are copied, and the evaluation resumes them)."""
+    predictions, settings, first-tag margins and anchoring probe are copied, and the evaluation reuses them)."""
 
     def run() -> None:
         from src.evaluation.runner import run_evaluation
 
         out.mkdir(parents=True, exist_ok=True)
-        for file in ("predictions.jsonl", "run.json", "first_tag.json"):
+        for file in ("predictions.jsonl", "run.json", "first_tag.json", "anchoring.json"):  # probes: cached
             if (source / file).exists() and not (out / file).exists():
                 shutil.copyfile(source / file, out / file)
         run_evaluation(compose_config("evaluate", [*overrides, f"judge={EMBEDDING}", f"output_dir={out}"]))

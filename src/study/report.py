@@ -264,7 +264,10 @@ def study_markdown(
         lines += endpoint_table(keywords.get("conflict" + WELL_FORMED, {}), PRIMARY, failed.get(regime, {}))
         for judge in JUDGES:
             block = judges.get(judge, {})
-            anchoring = tuple((k, k) for k in block.get("all", {}) if k.startswith("anchoring/"))
+            # the probe is the evaluation's own (the re-judging copies it): reported once, with the keyword judge
+            anchoring = tuple(
+                (k, k) for k in block.get("all", {}) if k.startswith("anchoring/") and judge == "keywords"
+            )
             for scope in ("all", "all" + WELL_FORMED, "conflict", "conflict" + WELL_FORMED):
                 lines += ["", f"### All endpoints: {scope.replace('all', 'all test clips')}, {judge} judge", ""]
                 if not block:

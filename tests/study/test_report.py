@@ -118,3 +118,26 @@ def test_stage_kinds():
         "base",
     ]
     assert stage_kind("judge_migr_embedding") == "re-judge (embedding)"
+
+
+def test_the_anchoring_probe_is_read_from_metrics_and_reported_with_the_keyword_judge():
+    from src.study.report import anchoring_figures
+
+    metrics = {"anchoring": {"non_dominant": {"all": {"answer_follows_forced": 0.25, "n": 8}}, "skipped": 2}}
+    assert anchoring_figures(metrics) == {
+        "anchoring/non_dominant/all/answer_follows_forced": 0.25,
+        "anchoring/non_dominant/all/n": 8.0,
+        "anchoring/skipped": 2.0,
+    }
+    assert anchoring_figures({"recognition": {}}) == {}
+    key = "anchoring/non_dominant/all/answer_follows_forced"
+    figures = {
+        "conflict": {
+            arm: {s: {j: {"all": {key: v + s / 10}} for j in ("keywords", "embedding")} for s in (0, 1)}
+            for arm, v in (("baseline", 0.5), ("migr", 0.25))
+        }
+    }
+    text = study_markdown(summarize(figures), seeds=[0, 1], arms={}, threshold=0.95, timings={})
+    assert f"| {key} (%) | migr | 2 | 30.0 ± 7.1 | -25.0 (-25.0, -25.0) | 2 |" in text
+    assert text.count(f"| {key} (%) | migr |") == 1  # not repeated under the embedding judge
+    assert "Anchoring probe: missing" not in text
