@@ -17,14 +17,14 @@ prints three figures and exits non-zero when a precondition fails:
     i.e. the words leave the label open and only the media can settle it. The faint regime fails it: its
     descriptions word the misleading cue as faint, so the text alone gives the label.
 ``media``
-    A logistic regression on features of the decoded media (the tiny model's inputs: 8 frames at 64 px and a
-    3 s Whisper log-mel; :func:`media_features`: each modality's mean display, how much it changes over the
-    clip, and how far its most different moment departs from the rest) trained on the training clips predicts
-    the dominant modality (audio / visual / both) of the test clips. Passes at >= 90%: the towers can learn
-    which modality carries the label.
+    A probe on the decoded media (the tiny model's inputs: 8 frames at 64 px and a 3 s Whisper log-mel)
+    trained on the training clips predicts the dominant modality (audio / visual / both) of the test clips.
+    Two logistic regressions (:func:`media_probe`): the emotion of every frame and every 0.3 s window, then
+    the dominant modality from how steadily each modality shows its emotion over the clip. Passes at >= 90%:
+    the towers can learn which modality carries the label.
 
 Also required: at least 100 test clips whose non-dominant cue names another emotion (the study's power).
-The media probe decodes every clip (~0.1 s each on one core).
+The media probe decodes every clip (minutes for 700 clips on a busy 2-core host; `--cache-dir` keeps them).
 """
 
 from __future__ import annotations
@@ -60,9 +60,24 @@ _WORD_RE = re.compile(r"[a-z]+")
 # --- a multinomial logistic regression (numpy in, torch L-BFGS inside; no scikit-learn at run time) ----------
 
 
-def fit_logistic(features: np.ndarray, targets: Sequence[str], *, c: float = 1.0, max_iter: int = 500):
-    """A multinomial logistic regression with scikit-learn's objective (mean-free: sum of cross-entropies +
-    ``0.5 / c * ||W||^2``, intercept unpenalised), fitted by L-BFGS; returns ``predict(features) -> labels``.
+class Logistic:
+    """A fitted multinomial logistic regression: ``classes``, ``predict_proba`` and ``predict``."""
+
+    def __init__(self, classes: list[str], weight: torch.Tensor, bias: torch.Tensor) -> None:
+        self.classes, self.weight, self.bias = classes, weight, bias  # [D, C], [C]
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """``[M, C]`` class probabilities of ``[M, D]`` features (columns in ``classes`` order)."""
+        scores = torch.as_tensor(np.asarray(features, dtype=np.float64)) @ self.weight + self.bias  # [M, C]
+        return torch.softmax(scores, dim=1).numpy()
+
+    def predict(self, features: np.ndarray) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(features).argmax(axis=1).tolist()]
+
+
+def fit_logistic(features: np.ndarray, targets: Sequence[str], *, c: float = 1.0, max_iter: int = 500) -> Logistic:
+    """A multinomial logistic regression with scikit-learn's objective (sum of cross-entropies +
+    ``0.5 / c * ||W||^2``, intercept unpenalised), fitted by L-BFGS.
 
     Args:
         features: ``[N, D]`` training features.
@@ -84,13 +99,7 @@ def fit_logistic(features: np.ndarray, targets: Sequence[str], *, c: float = 1.0
         return loss
 
     optimizer.step(closure)
-    weight_, bias_ = weight.detach(), bias.detach()
-
-    def predict(new: np.ndarray) -> list[str]:
-        scores = torch.as_tensor(np.asarray(new, dtype=np.float64)) @ weight_ + bias_  # [M, C]
-        return [classes[i] for i in scores.argmax(dim=1).tolist()]
-
-    return predict
+    return Logistic(classes, weight.detach(), bias.detach())
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -172,8 +181,7 @@ def text_only(samples: Sequence[Sample]) -> dict[str, Any]:
     test = [s for s in samples if s.split == "test" and s.reasoning is not None]
     x_train, vocabulary = bag_of_words(train)
     x_test, _ = bag_of_words(test, vocabulary)
-    predict = fit_logistic(x_train, [s.label for s in train])
-    predicted = predict(x_test) if test else []
+    predicted = fit_logistic(x_train, [s.label for s in train]).predict(x_test) if test else []
     other = [i for i, s in enumerate(test) if _cue(s) in OTHER_EMOTION_CUES]
     named = [{s.extra["synth"]["visual"]["emotion"], s.extra["synth"]["audio"]["emotion"]} for s in test]
     n = len(other)
@@ -194,41 +202,60 @@ def _cue(sample: Sample) -> str:
     return str(sample.extra.get("synth", {}).get("cue", ""))
 
 
-def media_features(frames: torch.Tensor, mel: torch.Tensor) -> np.ndarray:
-    """One clip's probe features from its model inputs.
+def media_steps(frames: torch.Tensor, mel: torch.Tensor, windows: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """One clip's media as steps in time: ``([T, P] visual, [W, 128] audio)``.
 
     Args:
-        frames: ``[T, 3, S, S]`` video frames in [0, 1] (or any fixed scale).
-        mel: ``[128, F]`` Whisper log-mel.
-
-    Returns:
-        Visual: the mean and the spread over frames of 3 x 3-pooled grey-level edges (the expression's
-        geometry), and the distance of the most different frame from the median frame. Audio: 16 band energies
-        of 0.3 s windows; their mean and spread over windows, and the largest departure of one window from the
-        median window; plus the per-bin mean, spread and frame-to-frame change of :mod:`src.data.synth.probe`.
+        frames: ``[T, 3, S, S]`` video frames -> per frame, grey-level edge strength pooled 3 x 3 (the
+            expression's geometry; edges, not pixels, so skin tone and background matter less).
+        mel: ``[128, F]`` Whisper log-mel -> per window of ``F // windows`` mel frames (0.3 s of a 3 s clip),
+            the mean of each of the 128 bins.
     """
     grey = frames.float().mean(dim=1)  # [T, S, S]
     edges = (grey[:, :-1, 1:] - grey[:, :-1, :-1]).abs() + (grey[:, 1:, :-1] - grey[:, :-1, :-1]).abs()
-    pooled = F.avg_pool2d(edges.unsqueeze(1), 3).flatten(1)  # [T, P]
-    median = pooled.median(dim=0).values  # [P]
-    departure = (pooled - median).norm(dim=1)  # [T]
-    visual = torch.cat([pooled.mean(dim=0), pooled.std(dim=0), torch.stack([departure.max(), departure.std()])])
-    mel = mel.float()
-    frames_per_window = max(1, mel.shape[1] // 10)
-    windows = mel[:, : frames_per_window * 10].reshape(16, 8, 10, frames_per_window).mean(dim=(1, 3)).T  # [10, 16]
-    window_median = windows.median(dim=0).values  # [16]
-    window_departure = (windows - window_median).norm(dim=1)  # [10]
-    audio = torch.cat(
-        [
-            windows.mean(dim=0),
-            windows.std(dim=0),
-            torch.stack([window_departure.max(), window_departure.std()]),
-            mel.mean(dim=1),
-            mel.std(dim=1),
-            mel.diff(dim=1).abs().mean(dim=1),
-        ]
-    )
-    return torch.cat([visual, audio]).numpy()
+    visual = F.avg_pool2d(edges.unsqueeze(1), 3).flatten(1)  # [T, P]
+    width = max(1, mel.shape[1] // windows)
+    audio = mel.float()[:, : width * windows].reshape(mel.shape[0], windows, width).mean(dim=2).T  # [W, 128]
+    return visual.numpy(), audio.numpy()
+
+
+def _step_probabilities(
+    steps: np.ndarray, labels: np.ndarray, train: np.ndarray, carries: np.ndarray, *, c: float, folds: int = 5
+) -> np.ndarray:
+    """``[N, T, E]`` emotion probabilities of every step (frame or window) of every clip.
+
+    A logistic regression of the clip's label from one step is trained on the steps (the first left out:
+    the onset) of the training clips whose modality ``carries`` the label; training clips get the
+    predictions of a model fitted without their fold (cross-fitting), the others of one fitted on all.
+    """
+    count, length, width = steps.shape
+    out = np.zeros((count, length, len(set(labels.tolist()))))
+    train_rows = np.flatnonzero(train)
+    fold = np.arange(len(train_rows)) % folds
+
+    def fit_apply(fit_rows: np.ndarray, apply_rows: np.ndarray) -> None:
+        x = steps[fit_rows][:, 1:].reshape(-1, width)
+        mean, std = x.mean(axis=0), np.where(x.std(axis=0) > 1e-12, x.std(axis=0), 1.0)
+        model = fit_logistic((x - mean) / std, np.repeat(labels[fit_rows], length - 1).tolist(), c=c)
+        flat = (steps[apply_rows].reshape(-1, width) - mean) / std
+        out[apply_rows] = model.predict_proba(flat).reshape(len(apply_rows), length, -1)
+
+    for k in range(folds):
+        fit_apply(train_rows[(fold != k) & carries[train_rows]], train_rows[fold == k])
+    fit_apply(train_rows[carries[train_rows]], np.flatnonzero(~train))
+    return out
+
+
+def _time_summary(probabilities: np.ndarray, neutral: int) -> np.ndarray:
+    """``[N, T, E]`` step probabilities -> ``[N, E + 5]``: the mean over steps, and how steady the clip's top
+    emotion is (its lowest and spread of probability, the share of steps it wins) and P(neutral)'s range."""
+    mean = probabilities.mean(axis=1)  # [N, E]
+    top = mean.argmax(axis=1)  # [N]
+    top_probability = probabilities[np.arange(len(top)), :, top]  # [N, T]
+    wins = (probabilities.argmax(axis=2) == top[:, None]).mean(axis=1)  # [N]
+    calm = probabilities[:, :, neutral]  # [N, T]
+    extra = [top_probability.min(axis=1), top_probability.std(axis=1), wins, calm.max(axis=1), calm.min(axis=1)]
+    return np.concatenate([mean, np.stack(extra, axis=1)], axis=1)
 
 
 def media_probe(
@@ -237,23 +264,39 @@ def media_probe(
     image_size: int = 64,
     num_frames: int = 8,
     audio_seconds: int = 3,
-    c: float = 0.05,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Accuracy of a logistic regression of the dominant modality from :func:`media_features` (test split)."""
+    """Accuracy of a probe of the dominant modality from the decoded media (train -> test split).
+
+    Two stages, each a logistic regression: per modality, the emotion of every step in time (frame, 0.3 s
+    window; :func:`_step_probabilities`), then the dominant modality from both modalities' time summaries
+    (:func:`_time_summary`) and how much their emotions agree. What decides dominance (a display sustained
+    over the clip vs. a brief or absent one) is a matter of time, which the summaries expose to a linear model.
+    """
     from src.data.media import MediaLoader
 
-    loader = MediaLoader(image_size=image_size, num_frames=num_frames, audio_seconds=audio_seconds)
+    loader = MediaLoader(
+        image_size=image_size, num_frames=num_frames, audio_seconds=audio_seconds, cache_dir=cache_dir
+    )
     used = [s for s in samples if s.split in ("train", "test") and s.dominant is not None]
-    features = []
-    for sample in used:
-        item = loader.load(sample)
-        features.append(media_features(item.frames, item.mel))
-    matrix = np.stack(features)
+    decoded = [media_steps(item.frames, item.mel) for item in map(loader.load, used)]
+    labels = np.array([s.label for s in used])
+    dominant = np.array([str(s.dominant) for s in used])
     train = np.array([s.split == "train" for s in used])
-    x_train, x_test = standardize(matrix[train], matrix[~train])
-    predict = fit_logistic(x_train, [str(s.dominant) for s, t in zip(used, train) if t], c=c)
+    neutral = sorted(set(labels.tolist())).index("neutral")
+    summaries = []
+    for index, modality in enumerate(("visual", "audio")):
+        steps = np.stack([clip[index] for clip in decoded])  # [N, T, D]
+        carries = (dominant == modality) | (dominant == "both")
+        summaries.append(_time_summary(_step_probabilities(steps, labels, train, carries, c=0.01), neutral))
+    emotions = len(set(labels.tolist()))
+    agreement = (summaries[0][:, :emotions] * summaries[1][:, :emotions]).sum(
+        axis=1, keepdims=True
+    )  # same emotion
+    features = np.concatenate([*summaries, agreement], axis=1)
+    x_train, x_test = standardize(features[train], features[~train])
+    predicted = fit_logistic(x_train, dominant[train].tolist(), c=1.0).predict(x_test)
     test = [s for s, t in zip(used, train) if not t]
-    predicted = predict(x_test)
     hits = [p == s.dominant for p, s in zip(predicted, test)]
     other = [h for h, s in zip(hits, test) if _cue(s) in OTHER_EMOTION_CUES]
     return {
@@ -261,11 +304,21 @@ def media_probe(
         "n_test": len(hits),
         "accuracy_other_emotion_cue": sum(other) / len(other) if other else float("nan"),
         "n_other_emotion_cue": len(other),
+        "per_dominant": {
+            name: float(np.mean([h for h, s in zip(hits, test) if s.dominant == name]))
+            for name in sorted({str(s.dominant) for s in test})
+        },
     }
 
 
 def check(
-    corpus: Path, *, media: bool = True, image_size: int = 64, num_frames: int = 8, audio_seconds: int = 3
+    corpus: Path,
+    *,
+    media: bool = True,
+    image_size: int = 64,
+    num_frames: int = 8,
+    audio_seconds: int = 3,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Every figure and verdict for the corpus in folder ``corpus`` (holding manifest.jsonl and corpus.json)."""
     manifest = corpus / MANIFEST_NAME
@@ -288,7 +341,7 @@ def check(
     }
     if media:
         report["media"] = media_probe(
-            samples, image_size=image_size, num_frames=num_frames, audio_seconds=audio_seconds
+            samples, image_size=image_size, num_frames=num_frames, audio_seconds=audio_seconds, cache_dir=cache_dir
         )
     text = report["text"]
     report["passed"] = {
@@ -340,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=64, help="frame side the probe decodes (tiny model: 64)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--audio-seconds", type=int, default=3)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="decoded-media cache (e.g. DIR/.cache)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     try:
@@ -349,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             image_size=args.image_size,
             num_frames=args.num_frames,
             audio_seconds=args.audio_seconds,
+            cache_dir=args.cache_dir,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -126,6 +126,9 @@ def test_config_rejects_an_unknown_regime_and_foreign_cues() -> None:
         SynthConfig(regime="loud")
     with pytest.raises(ValueError, match="cue_mix keys must be among"):
         SynthConfig(regime="conflict", cue_mix={"misleading": 1.0})
+    with pytest.raises(ValueError, match="brief must be"):
+        SynthConfig(regime="conflict", seconds=1.0)  # a 0.6-0.9 s display would fill most of a 1 s clip
+    assert SynthConfig(seconds=1.0).regime == "faint"  # the faint regime has no brief displays to check
 
 
 # --- the generated corpus ---------------------------------------------------------------------------------

@@ -86,9 +86,10 @@ class SynthConfig:
         for name in ("cue_mix", "splits"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, dict(REGIME_DEFAULTS[self.regime][name]))
-        if not 0.0 < self.brief[0] <= self.brief[1] < self.seconds / 2:
+        if self.regime == "conflict" and not 0.0 < self.brief[0] <= self.brief[1] < self.seconds / 2:
             raise ValueError(
-                f"brief must be (low, high) seconds with 0 < low <= high < seconds / 2; got {self.brief}"
+                f"brief must be (low, high) seconds with 0 < low <= high < seconds / 2 = {self.seconds / 2}; "
+                f"got {tuple(self.brief)}"
             )
         if self.n < 1:
             raise ValueError(f"n must be at least 1; got {self.n}")
