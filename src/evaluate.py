@@ -11,12 +11,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from src.evaluation.runner import run_evaluation
 from src.folder_lock import printable
 
 
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # imported once the config composed: `--help` and a misspelled key answer without torch's import time
+    from src.evaluation.runner import run_evaluation
+
     result = run_evaluation(cfg)
     print(
         f"evaluation written to {printable(result.output_dir)} (report.md, metrics.json, predictions.jsonl, plots)"

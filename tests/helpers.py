@@ -183,7 +183,7 @@ def eos_biased(llm, eos_token_id: int, bias: float):
 
 
 def worker_pids(module: str, config_file: Path) -> list[int]:
-    """Pids of the worker processes ``python -m <module> <config_file> ...`` (src.demo.arms, src.study.plan)."""
+    """Pids of the worker processes ``python -m <module> <config_file> ...`` (src.demo.arm_worker, src.study.plan)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:

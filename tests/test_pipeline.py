@@ -33,8 +33,8 @@ STAGES = [
 
 
 def _arm_workers(config_file: Path) -> list[int]:
-    """Pids of the arm worker processes started for ``config_file`` (``python -m src.demo.arms CONFIG ARM``)."""
-    return worker_pids("src.demo.arms", config_file)
+    """Pids of the arm worker processes started for ``config_file`` (``python -m src.demo.arm_worker CONFIG ARM``)."""
+    return worker_pids("src.demo.arm_worker", config_file)
 
 
 def _pipeline(tmp_path: Path) -> list[str]:

@@ -20,9 +20,52 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from src.data.prompts import wrap_media_placeholders
-from src.models.omni import IGNORE_INDEX, MediaInputs
-from src.models.tokenizer import media_token_ids
+from src.data.prompts import media_token_ids, wrap_media_placeholders
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class MediaInputs:
+    """Media of a batch, one entry per *clip*; ``*_index`` map placeholder rows (in row order) to clips.
+
+    Attributes:
+        frames: ``[Nv, T, 3, S, S]`` SigLIP-normalised frames.
+        gate_input_ids / gate_attention_mask: ``[Nv, Lg]`` instruction tokens for the BERT gate.
+        mel: ``[Na, n_mels, F]`` log-mel features.
+        video_index: ``[R_v]`` clip index of each row that has a ``<video>`` run (default: ``arange(Nv)``).
+        audio_index: ``[R_a]`` likewise for ``<audio>``.
+    """
+
+    frames: Tensor | None = None
+    gate_input_ids: Tensor | None = None
+    gate_attention_mask: Tensor | None = None
+    mel: Tensor | None = None
+    video_index: Tensor | None = None
+    audio_index: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> MediaInputs:
+        return MediaInputs(**{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()})
+
+    def repeat_interleave(self, repeats: int) -> MediaInputs:
+        """The media of a batch whose rows are each repeated ``repeats`` times, without copying clips."""
+
+        def index(idx: Tensor | None, n: int | None) -> Tensor | None:
+            if n is None:
+                return None
+            base = idx if idx is not None else torch.arange(n)
+            return base.repeat_interleave(repeats)
+
+        nv = None if self.frames is None else self.frames.shape[0]
+        na = None if self.mel is None else self.mel.shape[0]
+        return MediaInputs(
+            frames=self.frames,
+            gate_input_ids=self.gate_input_ids,
+            gate_attention_mask=self.gate_attention_mask,
+            mel=self.mel,
+            video_index=index(self.video_index, nv),
+            audio_index=index(self.audio_index, na),
+        )
 
 
 @dataclass

@@ -41,6 +41,29 @@ OPENFACE_INTENSITY_AUS: tuple[str, ...] = (
     "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45",
 )  # fmt: skip
 OPENFACE_PRESENCE_AUS: tuple[str, ...] = (*OPENFACE_INTENSITY_AUS[:-1], "AU28", "AU45")
+# What each action unit looks like, in plain words (FACS names: AU06 cheek raiser, AU12 lip corner puller...).
+AU_PHRASES: Mapping[str, str] = MappingProxyType(
+    {
+        "AU01": "raised inner brows",
+        "AU02": "raised outer brows",
+        "AU04": "lowered brows drawn together",
+        "AU05": "raised upper eyelids",
+        "AU06": "raised cheeks",
+        "AU07": "tightened eyelids",
+        "AU09": "a wrinkled nose",
+        "AU10": "a raised upper lip",
+        "AU12": "lip corners pulled up",
+        "AU14": "dimples at the mouth corners",
+        "AU15": "lip corners pulled down",
+        "AU17": "a raised chin",
+        "AU20": "lips stretched sideways",
+        "AU23": "tightened lips",
+        "AU25": "parted lips",
+        "AU26": "a dropped jaw",
+        "AU28": "lips sucked in",
+        "AU45": "closing eyes",
+    }
+)
 _META_REQUIRED: tuple[str, ...] = ("frame", "success")
 _REQUIRED = (
     *_META_REQUIRED,

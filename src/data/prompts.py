@@ -20,7 +20,10 @@ features for that modality, so sequence lengths are known before the model runs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 VIDEO_PLACEHOLDER = "<video>"
 AUDIO_PLACEHOLDER = "<audio>"
@@ -76,3 +79,11 @@ def wrap_media_placeholders(prompt: str) -> str:
     for placeholder, (start, end) in MEDIA_WRAPPERS.items():
         prompt = prompt.replace(placeholder, f"{start}{placeholder}{end}")
     return prompt
+
+
+def media_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """Ids of the ``<video>`` and ``<audio>`` placeholders (``{"video": id, "audio": id}``)."""
+    return {
+        "video": tokenizer.convert_tokens_to_ids(VIDEO_PLACEHOLDER),
+        "audio": tokenizer.convert_tokens_to_ids(AUDIO_PLACEHOLDER),
+    }

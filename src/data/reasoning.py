@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from src.data.labels import normalize_label
+
 Modality = Literal["audio", "visual"]
 Dominant = Literal["audio", "visual", "both"]
 
@@ -137,3 +139,9 @@ def parse_completion(text: str) -> ParsedCompletion:
 def split_sentences(text: str) -> list[str]:
     """Split reasoning text into sentences (on . ! ? ; and newlines), dropping empty pieces."""
     return [s.strip() for s in _SENTENCE_RE.findall(text or "") if s.strip(" .!?;\n\t")]
+
+
+def predicted_label(text: str, dataset: str, task: str) -> str | None:
+    """The label a generated text names: the ``<answer>`` content (reasoning) or the whole text (label task)."""
+    answer = parse_completion(text).answer if task != "label" else text
+    return normalize_label(answer, dataset)

@@ -5,7 +5,7 @@ nothing but their inputs. The tiny model's matrices are too small to keep two co
 threads make its SFT step only about 1.3x faster than one), so two single-threaded arms side by side finish
 sooner than one two-threaded arm after the other (``benchmarks/demo_arms.py`` measures the ratio).
 
-Each worker is ``python -m src.demo.arms CONFIG ARM``: it plans the demo again from the configuration the
+Each worker is ``python -m src.demo.arm_worker CONFIG ARM``: it plans the demo again from the configuration the
 pipeline saved, runs its arm's stages with its own ledger (``timings_<arm>.json``, ...) and log (``<arm>.log``),
 and dies with the pipeline process (Linux), so a killed demo leaves no worker behind: run it again and each arm
 continues from its last checkpoint. :func:`run_workers` is the general form the study uses too: tasks that wait
@@ -27,6 +27,8 @@ from typing import Any
 from src.demo.stages import Ledger, Stage, progress_bar, run_all
 
 log = logging.getLogger(__name__)
+
+ARM_WORKER = "src.demo.arm_worker"  # the module each arm's worker process runs
 
 PARENT_ENV = "MIGR_DEMO_PARENT_PID"
 
@@ -80,7 +82,7 @@ def run_arms_side_by_side(
     The first worker to fail stops the others (their finished stages and checkpoints stay: a rerun continues)
     and raises naming the arm, its exit code and the end of its log.
     """
-    run_workers("src.demo.arms", config_file, tasks, workers=len(tasks), threads=threads, progress=progress)
+    run_workers(ARM_WORKER, config_file, tasks, workers=len(tasks), threads=threads, progress=progress)
 
 
 def run_workers(
@@ -131,7 +133,7 @@ def run_workers(
                     if code not in (None, 0):
                         tail = task.log.read_text(errors="replace")[-3000:]
                         raise RuntimeError(
-                            f"the {name} {'arm' if module == 'src.demo.arms' else 'task'} failed (exit code {code}); "
+                            f"the {name} {'arm' if module == ARM_WORKER else 'task'} failed (exit code {code}); "
                             f"the other workers were stopped, and a rerun continues where each stopped. "
                             f"End of {task.log}:\n{tail}"
                         )
@@ -202,13 +204,3 @@ def worker_main(argv: Sequence[str], tasks_of: Callable[[Any], Mapping[str, Task
     if missing:
         raise RuntimeError(f"{name}: the stages it needs {missing} have not finished")
     run_all(list(task.stages), task.ledger, progress=False)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    from src.demo.pipeline import arm_tasks
-
-    worker_main(argv if argv is not None else sys.argv[1:], arm_tasks)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,9 +8,9 @@ label set equals the requested labels, so the same judge serves DFEW, MAFW and E
 The heads are trained on the sentence set of :mod:`src.judges.sentences` (templated explanations and hand-written
 sentences, held-out wording for testing)::
 
-    python -m src.judges.embedding train                       # the shipped heads: dfew, mafw, emer
-    python -m src.judges.embedding train --labels calm,tense --name mine --out my_heads/
-    python -m src.judges.embedding eval                        # held-out accuracy of the shipped heads
+    python -m src.judges.head_training train                   # the shipped heads: dfew, mafw, emer
+    python -m src.judges.head_training train --labels calm,tense --name mine --out my_heads/
+    python -m src.judges.head_training eval                    # held-out accuracy of the shipped heads
 
 This judge always names a label (the head has no "none" class). ``classify_sets`` returns the argmax plus up
 to ``top_k - 1`` further labels whose probability reaches ``set_threshold``.
@@ -25,7 +25,6 @@ Example (slow: loads the encoder):
 from __future__ import annotations
 
 import json
-import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -173,7 +172,7 @@ class EmbeddingJudge:
         self.heads = [load_head(path.with_suffix("")) for path in sorted(self.heads_dir.glob("*.safetensors"))]
         if not self.heads:
             raise FileNotFoundError(
-                f"judge.heads_dir={self.heads_dir} holds no heads; train one with `python -m src.judges.embedding train`"
+                f"judge.heads_dir={self.heads_dir} holds no heads; train one with `python -m src.judges.head_training train`"
             )
         self.encoder = SentenceEncoder(encoder, device=device, batch_size=batch_size)
         self.top_k = top_k
@@ -193,7 +192,7 @@ class EmbeddingJudge:
         known = "; ".join(f"{head.meta.get('name', '?')}: {', '.join(head.labels)}" for head in self.heads)
         raise ValueError(
             f"no embedding-judge head in {self.heads_dir} was trained on the labels {sorted(wanted)}. Heads: {known}. "
-            f"Train one: python -m src.judges.embedding train --labels {','.join(labels)} --name NAME --out DIR"
+            f"Train one: python -m src.judges.head_training train --labels {','.join(labels)} --name NAME --out DIR"
         )
 
     def probabilities(self, sentences: Sequence[str], labels: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -214,9 +213,3 @@ class EmbeddingJudge:
             ranked = np.argsort(-row)[: self.top_k]
             result.append({order[ranked[0]]} | {order[i] for i in ranked[1:] if row[i] >= self.set_threshold})
         return result
-
-
-if __name__ == "__main__":
-    from src.judges.head_training import main
-
-    main(sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Train and evaluate the embedding judge's linear heads (``python -m src.judges.embedding train|eval``).
+"""Train and evaluate the embedding judge's linear heads (``python -m src.judges.head_training train|eval``).
 
 A head is multinomial logistic regression on frozen all-MiniLM-L6-v2 embeddings: full-batch L-BFGS on the
 ``train`` split of the sentence set, L2 penalty ``weight_decay`` (1e-3: of 1e-4/1e-3/1e-2 it scored best on the
@@ -133,7 +133,7 @@ def _label_sets(args: argparse.Namespace) -> list[tuple[str, tuple[str, ...], st
 
 def main(argv: list[str] | None = None) -> None:
     """``train``: fit and save heads; ``eval``: accuracy of saved heads (and of the keyword judge) per split."""
-    parser = argparse.ArgumentParser(prog="python -m src.judges.embedding")
+    parser = argparse.ArgumentParser(prog="python -m src.judges.head_training")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in ("train", "eval"):
         p = sub.add_parser(command)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             extra = {
                 "data": args.data.name,
                 "data_sha256": hashlib.sha256(args.data.read_bytes()).hexdigest(),
-                "command": "python -m src.judges.embedding " + " ".join(shlex.quote(a) for a in (argv or [])),
+                "command": "python -m src.judges.head_training " + " ".join(shlex.quote(a) for a in (argv or [])),
             }
             base = save_head(head, args.out, extra)
             print(f"{base}: {json.dumps(head.meta['accuracy'])}")

@@ -134,8 +134,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
 def _build(cfg: DictConfig) -> dict[str, Any]:
     from src.migr.fau import fau_filter
     from src.migr.reorder import fixed_order_all, reorder_all
-    from src.models.checkpoint import load_model
-    from src.stages.runner import resolve_model_folder
+    from src.models.checkpoint import load_model, resolve_model_folder
 
     started = time.perf_counter()
     order_source = cfg.reorder.get("order_source", "mi")

@@ -54,6 +54,7 @@ import numpy as np
 from src.data.labels import normalize_label
 from src.data.manifest import Reasoning, Sample
 from src.data.openface import (
+    AU_PHRASES,
     AUFrames,
     AUSummary,
     Method,
@@ -89,31 +90,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# What each action unit looks like, in plain words (FACS names: AU06 cheek raiser, AU12 lip corner puller...).
-AU_PHRASES: Mapping[str, str] = MappingProxyType(
-    {
-        "AU01": "raised inner brows",
-        "AU02": "raised outer brows",
-        "AU04": "lowered brows drawn together",
-        "AU05": "raised upper eyelids",
-        "AU06": "raised cheeks",
-        "AU07": "tightened eyelids",
-        "AU09": "a wrinkled nose",
-        "AU10": "a raised upper lip",
-        "AU12": "lip corners pulled up",
-        "AU14": "dimples at the mouth corners",
-        "AU15": "lip corners pulled down",
-        "AU17": "a raised chin",
-        "AU20": "lips stretched sideways",
-        "AU23": "tightened lips",
-        "AU25": "parted lips",
-        "AU26": "a dropped jaw",
-        "AU28": "lips sucked in",
-        "AU45": "closing eyes",
-    }
-)
-
 
 Rule = Literal["exact", "strongest"]
 Credit = Literal["face", "dominant"]  # what the think line of a kept clip credits (see fau_filter)

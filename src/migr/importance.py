@@ -47,6 +47,7 @@ from src.data.labels import labels_for, normalize_label
 from src.data.manifest import Sample
 from src.data.media import MediaLoader
 from src.data.prompts import build_prompt, instruction_for
+from src.data.reasoning import predicted_label
 from src.models.generation import generate, positions_from_mask, root_params_gathered
 from src.models.omni import MediaInputs, OmniModel
 
@@ -259,8 +260,6 @@ class ImportanceEstimator:
     @torch.no_grad()
     def generated_labels(self, samples: Sequence[Sample]) -> list[list[str | None]]:
         """Decoded (greedy) and normalised answers: ``[N][3]`` in CONDITIONS order."""
-        from src.stages.common import predicted_label
-
         device = next(self.model.parameters()).device
         input_ids, mask, media = self._rows(samples)
         gen = generate(

@@ -15,46 +15,31 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import init_empty_weights
-from safetensors import safe_open
 from torch import Tensor, nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from src import atomic
+from src.models.humanomni import load_humanomni
 from src.models.omni import OmniModel
 from src.models.presets import OmniConfig
 from src.models.tokenizer import prepare_tokenizer
+from src.models.weights import (
+    INDEX_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    LoadedModel,
+    load_state_strict,
+    read_config,
+    read_safetensors,
+)
 
 MODEL_TYPE = "migr_omni"
 FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-INDEX_NAME = "model.safetensors.index.json"
-
-
-@dataclass
-class LoadedModel:
-    """A model with the tokenizers it was trained with."""
-
-    model: OmniModel
-    tokenizer: PreTrainedTokenizerBase
-    gate_tokenizer: PreTrainedTokenizerBase
-    folder: Path | None = None
-
-
-class CheckpointError(RuntimeError):
-    """A model folder that cannot be loaded as asked; the message names the folder and the keys."""
-
-
-def _key_list(keys: Iterable[str], limit: int = 20) -> str:
-    keys = sorted(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
 def state_dict_for_saving(model: nn.Module) -> dict[str, Tensor]:
@@ -91,73 +76,6 @@ def write_safetensors(state: dict[str, Tensor], folder: Path, max_shard_bytes: i
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
     )
     return names
-
-
-def _weight_files(folder: Path) -> list[str]:
-    """The safetensors files of a folder: the shards its index lists, or ``model.safetensors``."""
-    index = folder / INDEX_NAME
-    if index.exists():
-        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    if (folder / WEIGHTS_NAME).exists():
-        return [WEIGHTS_NAME]
-    found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    raise CheckpointError(
-        f"{folder}: no {WEIGHTS_NAME} or {INDEX_NAME} (found: {found or 'nothing'}); "
-        "pickled .bin weights are not read"
-    )
-
-
-def stored_keys(folder: Path) -> list[str]:
-    """Tensor names of a weights folder, read from the headers only (no tensor is loaded)."""
-    keys: list[str] = []
-    for name in _weight_files(Path(folder)):
-        with safe_open(str(Path(folder) / name), framework="pt") as handle:
-            keys.extend(handle.keys())
-    return keys
-
-
-def read_safetensors(folder: Path) -> dict[str, Tensor]:
-    """All tensors of a folder holding ``model.safetensors`` or an index with shards."""
-    folder = Path(folder)
-    files = _weight_files(folder)
-    tensors: dict[str, Tensor] = {}
-    for name in files:
-        path = folder / name
-        if not path.exists():
-            raise CheckpointError(f"{folder}: shard {name} listed in {INDEX_NAME} is missing")
-        with safe_open(str(path), framework="pt") as handle:
-            for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                # clone: fresh, aligned memory (sliced buffers take other SIMD paths: bitwise-different results)
-                tensors[key] = handle.get_tensor(key).clone()
-    return tensors
-
-
-def load_state_strict(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
-    """Load every tensor of ``state`` into ``model``; any missing/unexpected key or shape mismatch raises."""
-    expected = model.state_dict()
-    tied = getattr(model, "llm", None) is not None and model.llm.config.tie_word_embeddings
-    missing = set(expected) - set(state) - ({"llm.lm_head.weight"} if tied else set())
-    unexpected = set(state) - set(expected)
-    bad_shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if state[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or bad_shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys: {_key_list(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys: {_key_list(unexpected)}")
-        if bad_shapes:
-            parts.append(f"shape mismatches: {'; '.join(sorted(bad_shapes)[:10])}")
-        raise CheckpointError(f"{source}: weights do not match the model ({' | '.join(parts)})")
-    model.load_state_dict(state, strict=False, assign=any(p.is_meta for p in model.parameters()))
-    still_meta = [name for name, p in model.named_parameters() if p.is_meta and name != "llm.lm_head.weight"]
-    if still_meta:
-        raise CheckpointError(f"{source}: parameters left uninitialised: {_key_list(still_meta)}")
-    if tied:
-        model.llm.tie_weights()
 
 
 def save_model(
@@ -208,16 +126,6 @@ def save_model(
     return folder
 
 
-def read_config(folder: str | os.PathLike) -> dict[str, Any]:
-    """The ``config.json`` of a model folder, with a clear error when absent or of another kind."""
-    folder = Path(folder)
-    path = folder / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{folder}: no config.json (is this a model folder? expected an export folder)")
-    config = json.loads(path.read_text())
-    return config
-
-
 def load_model(
     folder: str | os.PathLike,
     *,
@@ -232,8 +140,6 @@ def load_model(
     config = read_config(folder)
     model_type = config.get("model_type")
     if model_type == "HumanOmni_qwen2":
-        from src.models.humanomni import load_humanomni
-
         return load_humanomni(folder, device=device, dtype=dtype)
     if model_type != MODEL_TYPE:
         raise CheckpointError(
@@ -252,3 +158,12 @@ def load_model(
     model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, gate_tokenizer=gate_tokenizer, folder=folder)
+
+
+def resolve_model_folder(value: str | None, runs_dir: str, *, default_stage: str) -> Path:
+    """A model folder argument: a path, or ``auto`` = ``<runs_dir>/<default_stage>/export`` (must exist)."""
+    folder = Path(runs_dir) / default_stage / "export" if value in (None, "auto") else Path(value)
+    if not (folder / "config.json").exists():
+        hint = f" (train it first: python -m src.train stage={default_stage})" if value in (None, "auto") else ""
+        raise FileNotFoundError(f"model_path={value!r}: no model folder at {folder}{hint}")
+    return folder

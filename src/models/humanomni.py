@@ -43,7 +43,11 @@ from torch import Tensor
 from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerBase, SiglipVisionConfig, WhisperConfig
 from transformers.utils import logging as hf_logging
 
-from src.models.checkpoint import (
+from src.data.prompts import media_token_ids
+from src.models.omni import OmniModel
+from src.models.presets import OmniConfig, get_preset
+from src.models.tokenizer import prepare_tokenizer
+from src.models.weights import (
     CheckpointError,
     LoadedModel,
     load_state_strict,
@@ -51,9 +55,6 @@ from src.models.checkpoint import (
     read_safetensors,
     stored_keys,
 )
-from src.models.omni import OmniModel
-from src.models.presets import OmniConfig, get_preset
-from src.models.tokenizer import media_token_ids, prepare_tokenizer
 
 log = logging.getLogger(__name__)
 

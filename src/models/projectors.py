@@ -1,8 +1,8 @@
 """Projectors from the towers into the LLM embedding space, as HumanOmni builds them.
 
 * :class:`VisualProjector` ("all_in_one" / "all_in_one_small"): three branches over the SAME SigLIP frame
-  features. The video and body branches are C-Abstractors (timm ``RegStage`` -> Conv3d sampler -> ``RegStage``
-  -> 2-layer MLP readout); the face branch is an MLP on every patch followed by bilinear 2-D pooling.
+  features. The video and body branches are C-Abstractors (:class:`RegStage` -> Conv3d sampler ->
+  :class:`RegStage` -> 2-layer MLP readout); the face branch is an MLP on every patch followed by bilinear 2-D pooling.
 * :func:`branch_gate`: BERT's CLS vector of the instruction -> Linear -> GELU -> Linear -> softmax gives the
   three branch weights that mix the branches.
 * :func:`audio_projector`: Linear -> GELU -> Linear ("mlp2x_gelu").
@@ -10,7 +10,10 @@
   frame's token grid average-pooled 2x2; slow: every 4th frame from frame 1 at full resolution).
 
 Submodule names match HumanOmni's checkpoint keys (``s1_video``, ``sampler_video``, ..., ``mlp_2xgelu_face``)
-so a released checkpoint loads by prefix mapping alone.
+so a released checkpoint loads by prefix mapping alone. HumanOmni builds its RegNet stages with timm
+(``RegStage`` of ``Bottleneck`` blocks, SiLU, ``LayerNorm2d``); :class:`RegStage` here is the same computation
+with the same parameter names (tests/models/test_projectors.py checks it against timm's), written out so that
+building a model does not import timm, whose import pulls in every timm model and wandb.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d
-from timm.models.regnet import RegStage
 from torch import Tensor, nn
 
 from src.models.presets import PROJECTOR_DEPTH, SAMPLER_PADDING, slow_frames
@@ -30,16 +31,74 @@ def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, out_features))
 
 
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of ``[N, C, H, W]`` maps (eps 1e-5), then SiLU when ``act``."""
+
+    def __init__(self, channels: int, *, act: bool) -> None:
+        super().__init__(channels, eps=1e-5)
+        self.act = nn.SiLU() if act else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return self.act(x.permute(0, 3, 1, 2))
+
+
+class ConvNorm(nn.Module):
+    """Bias-free ``kernel_size`` convolution ("same" padding) -> :class:`ChannelNorm` (keys ``conv``, ``bn``)."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, *, groups: int = 1, act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, padding=kernel_size // 2, groups=groups, bias=False)
+        self.bn = ChannelNorm(out_chs, act=act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.conv(x))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gate: spatial mean -> 1x1 conv -> SiLU -> 1x1 conv -> sigmoid, times the input."""
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = self.fc2(F.silu(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * torch.sigmoid(gate)
+
+
+class Bottleneck(nn.Module):
+    """RegNet bottleneck at stride 1: 1x1 -> depthwise 3x3 -> squeeze-excite -> 1x1, plus a shortcut, SiLU.
+
+    The shortcut is a 1x1 :class:`ConvNorm` (key ``downsample``) when the channel count changes, else the
+    identity; the squeeze-excite width is a quarter of the *input* channels.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        self.conv1 = ConvNorm(in_chs, out_chs, 1)
+        self.conv2 = ConvNorm(out_chs, out_chs, 3, groups=out_chs)
+        self.se = SqueezeExcite(out_chs, round(in_chs * 0.25))
+        self.conv3 = ConvNorm(out_chs, out_chs, 1, act=False)
+        self.downsample = ConvNorm(in_chs, out_chs, 1, act=False) if in_chs != out_chs else None
+
+    def forward(self, x: Tensor) -> Tensor:  # [N, C_in, H, W] -> [N, C_out, H, W]
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.silu(self.conv3(self.se(self.conv2(self.conv1(x)))) + shortcut)
+
+
+class RegStage(nn.Sequential):
+    """``depth`` :class:`Bottleneck` blocks ``b1 ... b<depth>``, the first mapping ``in_chs`` to ``out_chs``."""
+
+    def __init__(self, depth: int, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        for i in range(depth):
+            self.add_module(f"b{i + 1}", Bottleneck(in_chs if i == 0 else out_chs, out_chs))
+
+
 def _reg_stage(depth: int, in_chs: int, out_chs: int) -> RegStage:
-    return RegStage(
-        depth=depth,
-        in_chs=in_chs,
-        out_chs=out_chs,
-        stride=1,
-        dilation=1,
-        act_layer=nn.SiLU,
-        norm_layer=LayerNorm2d,
-    )
+    return RegStage(depth, in_chs, out_chs)
 
 
 def _sampler(channels: int, padding: tuple[int, int, int]) -> nn.Sequential:

@@ -59,8 +59,8 @@ _REASONING = (
 
 
 def _training_text(extra_texts: Iterable[str]) -> list[str]:
+    from src.data.openface import AU_PHRASES
     from src.data.synth.text import vocabulary_text
-    from src.migr.fau import AU_PHRASES
 
     emotions = sorted(
         {form for labels in DATASET_LABELS.values() for label in labels for form in emotion_forms(label)}
@@ -112,11 +112,3 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
         if len(ids) != 1:
             raise RuntimeError(f"token {token!r} encodes to {len(ids)} ids {ids}; expected a single id")
     return tokenizer
-
-
-def media_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
-    """Ids of the ``<video>`` and ``<audio>`` placeholders (``{"video": id, "audio": id}``)."""
-    return {
-        "video": tokenizer.convert_tokens_to_ids(VIDEO_PLACEHOLDER),
-        "audio": tokenizer.convert_tokens_to_ids(AUDIO_PLACEHOLDER),
-    }

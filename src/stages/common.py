@@ -1,5 +1,5 @@
 """Pieces every training stage shares: building the model inside ``configure_model`` (sharded when asked),
-optimiser + warmup-cosine schedule, gathering a full state dict for export, and parsing generated answers.
+optimiser + warmup-cosine schedule, gathering a full state dict for export, the FSDP2 mixed-precision setting.
 
 Kept as functions (no base class): each stage's LightningModule reads top to bottom.
 """
@@ -14,8 +14,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from src.data.labels import normalize_label
-from src.data.reasoning import parse_completion
 from src.models.omni import IGNORE_INDEX, OmniModel
 
 log = logging.getLogger(__name__)
@@ -136,7 +134,7 @@ def prompts_from_training_batch(input_ids: Tensor, labels: Tensor, pad_id: int) 
     return prompt_ids, mask
 
 
-def predicted_label(text: str, dataset: str, task: str) -> str | None:
-    """The label a generated text names: the ``<answer>`` content (reasoning) or the whole text (label task)."""
-    answer = parse_completion(text).answer if task != "label" else text
-    return normalize_label(answer, dataset)
+def fsdp2_mixed_precision(cfg: Any) -> str | None:
+    """``trainer.fsdp.mixed_precision`` when the strategy is FSDP2 (``bf16`` or None), else None."""
+    fsdp = cfg.trainer.get("fsdp") or {}
+    return fsdp.get("mixed_precision") if cfg.trainer.strategy == "fsdp2" else None

@@ -37,6 +37,7 @@ from src.rl.rollout import Rollout, completion_logprobs
 from src.rl.step import GRPOConfig, Prompts, StepResult, grpo_step, step_metrics
 from src.stages.common import (
     build_optimizer,
+    fsdp2_mixed_precision,
     planned_optimizer_steps,
     shard_fsdp2,
     trainable_parameters,
@@ -83,8 +84,6 @@ class GRPOModule(L.LightningModule):
 
     @classmethod
     def from_config(cls, cfg: DictConfig, init_from: str | None) -> GRPOModule:
-        from src.stages.runner import fsdp2_mixed_precision
-
         stage = OmegaConf.to_container(cfg.stage, resolve=True)
         known = {f.name for f in fields(GRPOConfig)}
         return cls(

@@ -20,6 +20,7 @@ from src.data.datamodule import DataConfig, EmotionDataModule
 from src.data.sources import prepare_manifest
 from src.models.factory import ModelDescription, ModelSpec, describe
 from src.stages.checkpoint_io import SafeCheckpointIO
+from src.stages.common import fsdp2_mixed_precision
 from src.stages.export import ExportOnTrainEnd
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,6 @@ def resolve_init_from(cfg: DictConfig) -> str | None:
         cfg.runs_dir,
     )
     return None
-
-
-def resolve_model_folder(value: str | None, runs_dir: str, *, default_stage: str) -> Path:
-    """A model folder argument: a path, or ``auto`` = ``<runs_dir>/<default_stage>/export`` (must exist)."""
-    folder = Path(runs_dir) / default_stage / "export" if value in (None, "auto") else Path(value)
-    if not (folder / "config.json").exists():
-        hint = f" (train it first: python -m src.train stage={default_stage})" if value in (None, "auto") else ""
-        raise FileNotFoundError(f"model_path={value!r}: no model folder at {folder}{hint}")
-    return folder
 
 
 def resolve_manifest(cfg: DictConfig) -> str:
@@ -130,11 +122,6 @@ def build_module(cfg: DictConfig, init_from: str | None) -> L.LightningModule:
 
         return GRPOModule.from_config(cfg, init_from)
     raise ValueError(f"stage.module={module!r} is not a known stage module (sft, grpo)")
-
-
-def fsdp2_mixed_precision(cfg: DictConfig) -> str | None:
-    fsdp = cfg.trainer.get("fsdp") or {}
-    return fsdp.get("mixed_precision") if cfg.trainer.strategy == "fsdp2" else None
 
 
 def build_strategy(cfg: DictConfig) -> Any:

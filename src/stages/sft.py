@@ -25,12 +25,12 @@ from typing_extensions import override
 
 from src.data.collate import Batch
 from src.data.labels import labels_for
+from src.data.reasoning import predicted_label
 from src.models.factory import ModelSpec, instantiate
 from src.models.generation import generate
 from src.stages.common import (
     build_optimizer,
     planned_optimizer_steps,
-    predicted_label,
     prompts_from_training_batch,
     shard_fsdp2,
     trainable_parameters,

@@ -111,7 +111,7 @@ def test_train_command_writes_a_head_the_judge_uses(tmp_path, capsys):
     assert "mine" in capsys.readouterr().out
     meta = json.loads((tmp_path / "heads" / "mine.json").read_text())
     assert meta["labels"] == ["happy", "sad"] and meta["accuracy"]["test"]["sentences"] == 2
-    assert meta["command"].startswith("python -m src.judges.embedding train --data")
+    assert meta["command"].startswith("python -m src.judges.head_training train --data")
     judge = EmbeddingJudge(heads_dir=tmp_path / "heads")
     assert judge.classify(["Everyone is grinning and cheering.", "He weeps."], ["sad", "happy"]) == [
         "happy",
