@@ -63,12 +63,13 @@ class TensorCache:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def _file(self, key: str) -> Path:
+    def file(self, key: str) -> Path:
+        """Where the entry of ``key`` lives (it may not exist)."""
         return self.directory / key[:2] / f"{key}.safetensors"
 
     def get(self, key: str) -> dict[str, Tensor] | None:
         """The tensors stored under ``key``, or None. A damaged entry is removed and treated as missing."""
-        file = self._file(key)
+        file = self.file(key)
         if not file.is_file():
             return None
         try:
@@ -80,7 +81,7 @@ class TensorCache:
 
     def put(self, key: str, tensors: Mapping[str, Tensor]) -> None:
         """Store ``tensors`` under ``key`` (atomically: readers never see a partial file)."""
-        file = self._file(key)
+        file = self.file(key)
         file.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=file.parent)
         os.close(handle)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -58,7 +59,10 @@ def plan(cfg: DictConfig, *, corpus_root: Path | None = None) -> list[Stage]:
     regime = str(cfg.corpus.get("regime", "faint"))
     if regime != "faint":  # the default regime's commands (and so its stage fingerprints) stay as they were
         data.append(f"++data.synth.regime={regime}")
-    common = [*as_list(cfg.train), *data, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
+    # Every stage (both arms too) shares one frozen-tower feature cache, ${out_dir}/feature_cache (run_pipeline
+    # exports MIGR_FEATURE_CACHE_DIR); only turning it off changes the stages' commands (and so their fingerprints).
+    features = [] if bool(cfg.cache_tower_features) else ["feature_cache.enabled=false"]
+    common = [*as_list(cfg.train), *data, *features, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
     if shrink:
         common += as_list(cfg.shrunk.train)
     grpo_extra = as_list(cfg.shrunk.grpo) if shrink else []
@@ -87,7 +91,14 @@ def plan(cfg: DictConfig, *, corpus_root: Path | None = None) -> list[Stage]:
     stages += [
         build_stage(
             out / name,
-            [*data, f"model_path={out / 'base' / 'export'}", *as_list(cfg.build), *fau_think, *as_list(extra)],
+            [
+                *data,
+                *features,
+                f"model_path={out / 'base' / 'export'}",
+                *as_list(cfg.build),
+                *fau_think,
+                *as_list(extra),
+            ],
             name=f"{name}_build",
         )
         for name, extra in builds.items()
@@ -97,6 +108,7 @@ def plan(cfg: DictConfig, *, corpus_root: Path | None = None) -> list[Stage]:
         "data.synth=null",
         f"data.cache_dir={corpus_root / '.cache'}",
         f"seed={int(cfg.seed)}",
+        *features,
         *as_list(cfg.evaluate),
         *(as_list(cfg.shrunk.evaluate) if shrink else []),
     ]
@@ -159,6 +171,7 @@ def run_pipeline(cfg: DictConfig) -> str:
         return run_sweep(cfg, run_pipeline, _arm_figures, ROWS, ARMS)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    os.environ["MIGR_FEATURE_CACHE_DIR"] = str((out / "feature_cache").resolve())  # every stage, workers too
     stages = plan(cfg)
     tasks = arm_tasks(cfg, stages)
     ledger = Ledger(out)

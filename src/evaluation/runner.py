@@ -52,6 +52,7 @@ from src.evaluation.tracking import log_to_wandb
 from src.folder_lock import FolderLock
 from src.judges.factory import build_judge
 from src.models.checkpoint import LoadedModel, load_model, read_config
+from src.models.feature_cache import attach_feature_cache
 from src.paths import printable
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def evaluate_into(
         records=selected,
         images=images,
     )
+    if load.cache_info().currsize and load()[0].model.feature_cache is not None:
+        load()[0].model.feature_cache.log_summary("end of evaluation")
     return EvaluationResult(
         output_dir=out,
         figures=figures,
@@ -308,6 +311,9 @@ def load_for_evaluation(cfg: DictConfig, model_dir: Path) -> tuple[LoadedModel, 
     if cfg.dtype is not None and dtype is None:
         raise EvaluationError(f"dtype={cfg.dtype!r} must be one of {', '.join(DTYPES)} or null (as stored)")
     loaded = load_model(model_dir, device=device, dtype=dtype)
+    attach_feature_cache(
+        loaded.model, OmegaConf.to_container(cfg.feature_cache, resolve=True) if "feature_cache" in cfg else None
+    )
     loader = MediaLoader.for_model(
         loaded.model.config,
         preprocess=cfg.get("preprocess"),

@@ -135,6 +135,7 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
     from src.migr.fau import fau_filter
     from src.migr.reorder import fixed_order_all, reorder_all
     from src.models.checkpoint import load_model, resolve_model_folder
+    from src.models.feature_cache import attach_feature_cache
 
     started = time.perf_counter()
     order_source = cfg.reorder.get("order_source", "mi")
@@ -148,6 +149,9 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
 
     folder = resolve_model_folder(cfg.model_path, cfg.runs_dir, default_stage="base")
     loaded = load_model(folder)
+    feature_cache = attach_feature_cache(
+        loaded.model, OmegaConf.to_container(cfg.feature_cache, resolve=True) if "feature_cache" in cfg else None
+    )
     on_error = cfg.data.get("on_error", "raise")
     loader = MediaLoader.for_model(
         loaded.model.config,
@@ -192,6 +196,8 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
     mi_started = time.perf_counter()
     results = estimator.estimate(usable, mode=cfg.importance.mode)
     mi_seconds = time.perf_counter() - mi_started
+    if feature_cache is not None:
+        feature_cache.log_summary("end of Modality Importance")
     by_id = {r.sample_id: r for r in results}
     write_importance_csv(results, out / f"importance_{dataset}.csv", labels_for(dataset))
 

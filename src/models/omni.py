@@ -26,6 +26,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from src.data.collate import IGNORE_INDEX, MediaInputs
 from src.data.prompts import media_token_ids
+from src.models.feature_cache import FeatureCache, weights_signature
 from src.models.presets import OmniConfig
 from src.models.projectors import SlowFastCompressor, VisualProjector, audio_projector, branch_gate
 from src.models.towers import siglip_patch_features, whisper_pooled_states
@@ -83,6 +84,10 @@ class OmniModel(nn.Module):
         if config.video_compressor == "slow_fast":
             self.feature_compressor = SlowFastCompressor(config.vision["hidden_size"])
         self._gate_cls_cache: dict[bytes, Tensor] = {}
+        self._gate_cls_signature: tuple | None = None
+        # Frozen-tower outputs per clip (src/models/feature_cache.py); attached by the stages, evaluation and
+        # the MIGR build when `feature_cache.enabled`; None recomputes the towers at every forward.
+        self.feature_cache: FeatureCache | None = None
         self.freeze()  # towers frozen by default, as HumanOmni trains; unfreeze per training config
 
     @classmethod
@@ -136,7 +141,12 @@ class OmniModel(nn.Module):
     def _text_cls(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
         if not self.frozen_parts()["bert_model"] or input_ids.is_meta:
             return self.bert_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
-        # Frozen BERT: the CLS vector of an instruction never changes, so compute each distinct one once.
+        # Frozen BERT: the CLS vector of an instruction never changes, so compute each distinct one once (and
+        # again after BERT's weights were replaced or modified, e.g. by loading a checkpoint).
+        signature = weights_signature(self.bert_model)
+        if signature != self._gate_cls_signature:
+            self._gate_cls_cache.clear()
+            self._gate_cls_signature = signature
         rows = []
         for i in range(input_ids.shape[0]):
             mask = attention_mask[i] if attention_mask is not None else torch.ones_like(input_ids[i])
@@ -167,11 +177,24 @@ class OmniModel(nn.Module):
             return whisper_pooled_states(self.audio_tower, mel, self.config.audio_pool)
 
     def tower_features(self, media: MediaInputs) -> TowerFeatures:
-        """Run the towers once; pass the result to :meth:`embed` to reuse it across forwards (GRPO)."""
-        return TowerFeatures(
-            video_patches=None if media.frames is None else self.video_patches(media.frames),
-            audio_states=None if media.mel is None else self.audio_states(media.mel),
-        )
+        """Run the towers once; pass the result to :meth:`embed` to reuse it across forwards (GRPO).
+
+        With a :attr:`feature_cache` attached, a frozen tower runs only on the clips it has not seen with these
+        weights (in this or an earlier process).
+        """
+        video = audio = None
+        if media.frames is not None:
+            video = self._cached("vision_tower", f"select_layer={self.config.vision_select_layer}", media.frames)
+        if media.mel is not None:
+            audio = self._cached("audio_tower", f"pool={self.config.audio_pool}", media.mel)
+        return TowerFeatures(video_patches=video, audio_states=audio)
+
+    def _cached(self, tower: str, settings: str, inputs: Tensor) -> Tensor:
+        compute = self.video_patches if tower == "vision_tower" else self.audio_states
+        cache = self.feature_cache
+        if cache is None or inputs.is_meta or not self.frozen_parts()[tower]:
+            return compute(inputs)
+        return cache.lookup(tower, getattr(self, tower), settings, inputs, compute)
 
     def encode_video(
         self, frames: Tensor, gate_input_ids: Tensor, gate_attention_mask: Tensor | None = None

@@ -134,6 +134,15 @@ def prompts_from_training_batch(input_ids: Tensor, labels: Tensor, pad_id: int) 
     return prompt_ids, mask
 
 
+def feature_cache_config(cfg: Any) -> dict[str, Any] | None:
+    """The ``feature_cache`` group (None when absent or under FSDP, whose ranks must run the same towers)."""
+    if "feature_cache" not in cfg or cfg.trainer.strategy in ("fsdp", "fsdp2"):
+        return None
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg.feature_cache, resolve=True)
+
+
 def fsdp2_mixed_precision(cfg: Any) -> str | None:
     """``trainer.fsdp.mixed_precision`` when the strategy is FSDP2 (``bf16`` or None), else None."""
     fsdp = cfg.trainer.get("fsdp") or {}

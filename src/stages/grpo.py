@@ -31,12 +31,14 @@ from typing_extensions import override
 from src.data.collate import Batch
 from src.judges.factory import build_judge
 from src.models.factory import ModelSpec, instantiate
+from src.models.feature_cache import attach_feature_cache
 from src.models.lora import adapter_disabled, has_lora
 from src.reward_set import RewardSet
 from src.rl.rollout import Rollout, completion_logprobs
 from src.rl.step import GRPOConfig, Prompts, StepResult, grpo_step, step_metrics
 from src.stages.common import (
     build_optimizer,
+    feature_cache_config,
     fsdp2_mixed_precision,
     planned_optimizer_steps,
     shard_fsdp2,
@@ -54,6 +56,7 @@ class GRPOModule(L.LightningModule):
         rewards: the ``rewards`` config (``functions`` with weights, ``on_error``).
         judge: the ``judge`` config used by rewards that read emotions.
         init_from: the SFT export to start from (also the reference policy).
+        feature_cache: the ``feature_cache`` config (frozen-tower outputs reused across steps and stages).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class GRPOModule(L.LightningModule):
         seed: int = 0,
         fsdp_mixed_precision: str | None = None,
         samples_file: str | None = None,
+        feature_cache: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -95,6 +99,7 @@ class GRPOModule(L.LightningModule):
             seed=int(cfg.seed),
             fsdp_mixed_precision=fsdp2_mixed_precision(cfg),
             samples_file=str(Path(cfg.run_dir) / "completions.jsonl"),
+            feature_cache=feature_cache_config(cfg),
         )
 
     # ---- setup -------------------------------------------------------------------------------------------
@@ -104,6 +109,7 @@ class GRPOModule(L.LightningModule):
             return
         loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
         self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
+        attach_feature_cache(self.model, self.hparams.feature_cache, sharded=self.device_mesh is not None)
         if self.cfg.beta > 0 and not has_lora(self.model):
             # Under FSDP2 the reference is sharded on its own, so it cannot share the policy's tower modules.
             self._reference = [self._frozen_copy(self.model, share_towers=self.device_mesh is None)]
@@ -134,6 +140,11 @@ class GRPOModule(L.LightningModule):
     def on_fit_start(self) -> None:
         for reference in self._reference:
             reference.to(self.device)
+
+    @override
+    def on_fit_end(self) -> None:
+        if self.model is not None and self.model.feature_cache is not None:
+            self.model.feature_cache.log_summary("end of training")
 
     @override
     def configure_optimizers(self):

@@ -20,7 +20,7 @@ from src.data.datamodule import DataConfig, EmotionDataModule
 from src.data.sources import prepare_manifest
 from src.models.factory import ModelDescription, ModelSpec, describe
 from src.stages.checkpoint_io import SafeCheckpointIO
-from src.stages.common import fsdp2_mixed_precision
+from src.stages.common import feature_cache_config, fsdp2_mixed_precision
 from src.stages.export import ExportOnTrainEnd
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def build_module(cfg: DictConfig, init_from: str | None) -> L.LightningModule:
             aux_dataset=str(cfg.data.dataset),
             seed=int(cfg.seed),
             fsdp_mixed_precision=fsdp2_mixed_precision(cfg),
+            feature_cache=feature_cache_config(cfg),
         )
     if module == "grpo":
         from src.stages.grpo import GRPOModule

@@ -27,6 +27,7 @@ from src.data.collate import Batch
 from src.data.labels import labels_for
 from src.data.reasoning import predicted_label
 from src.models.factory import ModelSpec, instantiate
+from src.models.feature_cache import attach_feature_cache
 from src.models.generation import generate
 from src.stages.common import (
     build_optimizer,
@@ -48,6 +49,7 @@ class SFTModule(L.LightningModule):
         init_from: export folder of the previous stage (None: ``model.pretrained`` or a fresh preset).
         val_generate_batches / val_max_new_tokens: how much validation generates.
         seed: seeds a fresh model's init.
+        feature_cache: the ``feature_cache`` config (frozen-tower outputs reused across steps and stages).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class SFTModule(L.LightningModule):
         aux_dataset: str | None = None,
         seed: int = 0,
         fsdp_mixed_precision: str | None = None,
+        feature_cache: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -78,6 +81,7 @@ class SFTModule(L.LightningModule):
             return
         loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
         self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
+        attach_feature_cache(self.model, self.hparams.feature_cache, sharded=self.device_mesh is not None)
         if self.hparams.aux_unimodal_weight > 0:
             if not self.hparams.aux_dataset:
                 raise ValueError("stage.aux_unimodal_weight > 0 needs the dataset's label set (aux_dataset)")
@@ -100,6 +104,11 @@ class SFTModule(L.LightningModule):
             min_lr_ratio=float(self.hparams.optim.get("min_lr_ratio", 0.0)),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @override
+    def on_fit_end(self) -> None:
+        if self.model is not None and self.model.feature_cache is not None:
+            self.model.feature_cache.log_summary("end of training")
 
     @override
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
