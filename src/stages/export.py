@@ -7,6 +7,7 @@ checkpoint of another stage.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,11 @@ def _plain_model(model: OmniModel) -> OmniModel:
 
 
 class ExportOnTrainEnd(L.Callback):
-    """Export the model when ``fit`` ends (also after a resumed run).
+    """Export the model when ``fit`` ends, also after a resumed run.
 
-    A run killed after its final checkpoint but before the export resumes with nothing left to train: Lightning
-    then skips the training loop and ``on_train_end`` with it, so ``on_fit_end`` exports what was not exported.
+    A run resumed from its final checkpoint (e.g. killed while exporting) has nothing left to train: Lightning
+    then skips the fit loop and ``on_train_end`` with it, so the export is written at ``on_fit_end`` instead.
+    The model is the checkpoint's, so that export equals the one the killed run was writing.
     """
 
     def __init__(self, folder: str | Path, extra: dict[str, Any] | None = None) -> None:
@@ -69,12 +71,28 @@ class ExportOnTrainEnd(L.Callback):
         self.extra = extra or {}
         self._exported = False
 
-    @override
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _export(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         export_module(pl_module, self.folder, extra={**self.extra, "global_step": trainer.global_step})
         self._exported = True
 
     @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._exported = False
+
+    @override
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._export(trainer, pl_module)
+
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._exported:
-            self.on_train_end(trainer, pl_module)
+        if not self._exported:  # the fit loop was skipped: resumed at (or past) its last step
+            log.info("nothing left to train at step %d; exporting the restored model", trainer.global_step)
+            self._export(trainer, pl_module)
+
+
+def exported_step(folder: str | Path) -> int | None:
+    """The ``global_step`` an export folder records, None when there is no complete export."""
+    config = Path(folder) / "config.json"
+    if not config.exists():
+        return None
+    return json.loads(config.read_text()).get("global_step")

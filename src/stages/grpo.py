@@ -7,6 +7,9 @@ algorithm and the rule for rows no reward applies to) with Lightning's backward 
 in; this module adds what depends on Lightning or on the data: the model and the reference policy, the reward
 set's inputs from the batch's metadata, logging, and the sample completions written to ``completions.jsonl``.
 
+Each step's random draws (sampling, dropout) come from a seed made of the run's seed, the rank and the step
+(:meth:`GRPOModule.step_seed`), so a resumed run samples what the uninterrupted one sampled.
+
 The reference is the initial policy (a frozen copy sharing the frozen towers, or, with LoRA, the same weights
 with the adapter disabled; none when ``beta == 0``). Generation under FSDP gathers the root parameters around
 the decode (see :func:`src.models.generation.root_params_gathered`); blocks gather themselves.
@@ -17,13 +20,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import random
-from dataclasses import asdict, fields
+import zlib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from typing_extensions import override
@@ -171,19 +173,31 @@ class GRPOModule(L.LightningModule):
                     optimizer, gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm="norm"
                 )
 
-        result = grpo_step(
-            self.model,
-            self.tokenizer,
-            Prompts(batch.input_ids, batch.attention_mask, batch.media),
-            cfg,
-            score=lambda rollout: self.score(rollout, batch),
-            reference_logprobs=self.reference_logprobs if cfg.beta > 0 else None,
-            optimizer=optimizer,
-            backward=self.manual_backward,
-            clip=clip,
-            scheduler=self.lr_schedulers(),
-        )
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.step_seed())
+            result = grpo_step(
+                self.model,
+                self.tokenizer,
+                Prompts(batch.input_ids, batch.attention_mask, batch.media),
+                cfg,
+                score=lambda rollout: self.score(rollout, batch),
+                reference_logprobs=self.reference_logprobs if cfg.beta > 0 else None,
+                optimizer=optimizer,
+                backward=self.manual_backward,
+                clip=clip,
+                scheduler=self.lr_schedulers(),
+            )
         self.log_step(result, batch)
+
+    def step_seed(self) -> int:
+        """The seed of this step's sampling (and dropout): a function of the run's seed, the rank and the step.
+
+        Every random draw of a step comes from it, not from the global generator's running state, so a run
+        resumed from a checkpoint samples exactly what the uninterrupted run sampled (Lightning, the data
+        loaders and the checkpointing draw from the global generator at moments that differ between the two),
+        and ranks sample independently.
+        """
+        return zlib.crc32(f"grpo/{self.hparams.seed}/{self.global_rank}/{self.global_step}".encode())
 
     def score(self, rollout: Rollout, batch: Batch):
         group = self.cfg.num_generations
@@ -260,45 +274,3 @@ class GRPOModule(L.LightningModule):
                 logger.log_table(
                     key="train/completions", columns=columns, data=[[r[c] for c in columns] for r in rows]
                 )
-
-    # ---- resume: RNG state (sampling must continue, not replay) -------------------------------------------
-    @override
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng"] = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": json.dumps(_numpy_state()),
-            "python": json.dumps(_python_state()),
-            "grpo": asdict(self.cfg),
-        }
-
-    @override
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("rng")
-        if not state:
-            return
-        torch.set_rng_state(state["torch"])
-        if torch.cuda.is_available() and state["cuda"]:
-            torch.cuda.set_rng_state_all(state["cuda"])
-        _set_numpy_state(json.loads(state["numpy"]))
-        _set_python_state(json.loads(state["python"]))
-
-
-def _numpy_state() -> list[Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-
-
-def _set_numpy_state(state: list[Any]) -> None:
-    name, keys, pos, has_gauss, cached = state
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-def _python_state() -> list[Any]:
-    version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
-
-
-def _set_python_state(state: list[Any]) -> None:
-    version, internal, gauss = state
-    random.setstate((version, tuple(internal), gauss))

@@ -21,7 +21,8 @@ from src.data.sources import prepare_manifest
 from src.models.factory import ModelDescription, ModelSpec, describe
 from src.stages.checkpoint_io import SafeCheckpointIO
 from src.stages.common import feature_cache_config, fsdp2_mixed_precision
-from src.stages.export import ExportOnTrainEnd
+from src.stages.export import ExportOnTrainEnd, exported_step
+from src.stages.run_folder import ResumableCSVLogger, TrimHistoryOnResume, open_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +185,9 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     if kind == "none":
         return []
     if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+        return [ResumableCSVLogger(save_dir=str(run_dir), name="logs", version="")]
     if kind == "wandb":
-        from lightning.pytorch.loggers import CSVLogger, WandbLogger
+        from lightning.pytorch.loggers import WandbLogger
 
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
         wandb = WandbLogger(
@@ -200,7 +199,7 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
             tags=list(cfg.logger.get("tags") or []),
             config=OmegaConf.to_container(cfg, resolve=True),
         )
-        return [wandb, CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+        return [wandb, ResumableCSVLogger(save_dir=str(run_dir), name="logs", version="")]
     raise ValueError(f"logger.kind={kind!r}; expected csv, wandb or none")
 
 
@@ -215,9 +214,11 @@ def build_trainer(cfg: DictConfig, *, extra_callbacks: list[L.Callback] | None =
         save_last=True,
         save_top_k=1,
         save_on_train_epoch_end=True,
+        enable_version_counter=False,  # one run per folder (src/stages/run_folder.py): never last-v1.ckpt
     )
     callbacks: list[L.Callback] = [
         checkpoint,
+        TrimHistoryOnResume(cfg.run_dir),
         ExportOnTrainEnd(cfg.export_dir, extra={"stage": cfg.stage.name}),
         *(extra_callbacks or []),
         *(instantiate(spec) for spec in (cfg.get("callbacks") or {}).values()),
@@ -256,16 +257,31 @@ def build_trainer(cfg: DictConfig, *, extra_callbacks: list[L.Callback] | None =
 
 
 def run_stage(cfg: DictConfig) -> Path:
-    """Fit one stage as ``cfg`` says and return its export folder."""
+    """Fit one stage as ``cfg`` says and return its export folder.
+
+    The run folder is locked for the whole run and ``ckpt_path=last`` resumes only the folder's own run
+    (:mod:`src.stages.run_folder`). The export folder returned was written by this run at its final step
+    (checked: an export is never reported that was not written).
+    """
     check_numbers(cfg)  # every numeric setting in range before anything is built
     L.seed_everything(int(cfg.seed), workers=True)
     os.makedirs(cfg.run_dir, exist_ok=True)
-    init_from = resolve_init_from(cfg)
-    description = describe(ModelSpec(**to_dict(cfg.model)), init_from)
-    datamodule = build_datamodule(cfg, description)
-    module = build_module(cfg, init_from)
-    trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    if datamodule.media.report:
-        log.warning("media problems during this run:\n%s", datamodule.media.report.summary())
+    lock, ckpt_path = open_run_folder(cfg)
+    try:
+        init_from = resolve_init_from(cfg)
+        description = describe(ModelSpec(**to_dict(cfg.model)), init_from)
+        datamodule = build_datamodule(cfg, description)
+        module = build_module(cfg, init_from)
+        trainer = build_trainer(cfg)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if datamodule.media.report:
+            log.warning("media problems during this run:\n%s", datamodule.media.report.summary())
+        if trainer.global_rank == 0 and exported_step(cfg.export_dir) != trainer.global_step:
+            raise RuntimeError(
+                f"the run ended at step {trainer.global_step} but {cfg.export_dir} holds no export of that step "
+                f"(found: {exported_step(cfg.export_dir)}); rerun with ckpt_path=last to export it"
+            )
+    finally:
+        if lock is not None:
+            lock.release()
     return Path(cfg.export_dir)

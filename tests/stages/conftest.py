@@ -13,29 +13,29 @@ import pytest
 from tests.helpers import REPO
 
 
+def train(runs: Path, *overrides: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m src.train <overrides>`` in a subprocess with runs under ``runs``; returns the result."""
+    env = {**os.environ, "MIGR_RUNS": str(runs), "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", *overrides],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"src.train {' '.join(overrides)} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
 @pytest.fixture
 def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
-    """Run ``python -m src.train <overrides>`` in a subprocess with runs under ``tmp_path``; returns the result."""
+    """Run ``python -m src.train <overrides>`` in a subprocess with runs under ``tmp_path / "runs"``."""
 
     def run(*overrides: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-        env = {
-            **os.environ,
-            "MIGR_RUNS": str(tmp_path / "runs"),
-            "WANDB_MODE": "offline",
-            "PYTHONWARNINGS": "ignore",
-        }
-        result = subprocess.run(
-            [sys.executable, "-m", "src.train", *overrides],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"src.train {' '.join(overrides)} failed ({result.returncode}):\n{result.stderr[-4000:]}"
-            )
-        return result
+        return train(tmp_path / "runs", *overrides, timeout=timeout, check=check)
 
     return run
