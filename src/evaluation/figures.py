@@ -20,6 +20,9 @@ is None in JSON. Sections:
 ``concurrent``    the Surprise/Fear analysis of paper Tables 4 and 6 (:mod:`src.evaluation.concurrent`).
 ``attention``     drift, peaks and mean shares per MI group (:mod:`src.analysis.attention`; curves in
                   ``attention.json``).
+
+The evaluation adds ``breakdowns`` (the endpoints per cell, per opening and over well-formed explanations only,
+:mod:`src.evaluation.breakdowns`) and ``first_tag``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from src.analysis.attention import AttentionSummary, summarize_curves
+from src.evaluation.anchoring import flat_anchoring
+from src.evaluation.breakdowns import ENDPOINTS, flat_breakdowns
 from src.evaluation.concurrent import concurrent_label_analysis
 from src.evaluation.predictions import PredictionRecord
 from src.metrics import UNKNOWN, ConsistencyMetrics, RecognitionMetrics
@@ -215,5 +220,13 @@ def flat_figures(figures: Mapping[str, Any]) -> dict[str, float]:
         for group, value in summary["by_dominant"].items():
             flat[f"first_tag/{condition}/{group}"] = value["mean"]
         flat[f"first_tag/{condition}/separation"] = summary["separation"]
+    if figures.get("breakdowns") is not None:  # src.evaluation.breakdowns
+        flat.update(flat_breakdowns(figures["breakdowns"]))
+    if figures.get("anchoring") is not None:  # src.evaluation.anchoring
+        flat.update(flat_anchoring(figures["anchoring"]))
+    for name, result in (figures.get("judges") or {}).items():  # extra judges: judge/<name>/...
+        overall = result["breakdowns"]["overall"]
+        flat.update({f"judge/{name}/{key}": overall[key] for key in ENDPOINTS if overall[key] is not None})
+        flat.update(flat_breakdowns(result["breakdowns"], prefix=f"judge/{name}/"))
     flat["num_samples"] = figures["num_samples"]
     return {key: value for key, value in flat.items() if value is not None}

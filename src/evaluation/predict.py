@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -86,12 +86,20 @@ class _EvalRows(Dataset):
     """Samples -> ``(position, Example)`` or ``(position, SkipRecord)`` under the loader's error policy."""
 
     def __init__(
-        self, samples: Sequence[Sample], loader: MediaLoader, task: str, *, video: bool = True, audio: bool = True
+        self,
+        samples: Sequence[Sample],
+        loader: MediaLoader,
+        task: str,
+        prefixes: Mapping[str, str] | None = None,
+        *,
+        video: bool = True,
+        audio: bool = True,
     ) -> None:
         self.samples = list(samples)
         self.loader = loader
         self.instruction = instruction_for(task)
         self.video, self.audio = video, audio
+        self.prefixes = prefixes or {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -103,7 +111,8 @@ class _EvalRows(Dataset):
             return position, item.skip
         has_video, has_audio = item.frames is not None, item.mel is not None
         return position, Example(
-            prompt=build_prompt(self.instruction, has_video=has_video, has_audio=has_audio),
+            prompt=build_prompt(self.instruction, has_video=has_video, has_audio=has_audio)
+            + self.prefixes.get(sample.id, ""),
             target=None,
             frames=item.frames,
             mel=item.mel,
@@ -126,13 +135,16 @@ def predict(
     progress: bool = True,
     video: bool = True,
     audio: bool = True,
+    prefixes: Mapping[str, str] | None = None,
 ) -> PredictStats:
     """Generate a record for every sample (in order, ``settings.batch_size`` at a time).
 
     ``on_batch`` receives each batch's records as soon as they exist (the caller appends them to
     ``predictions.jsonl``). ``video=False`` / ``audio=False`` leave that modality out of every prompt (the
     sample's other modality alone: Modality Importance's single-modality conditions, a video without sound).
-    Returns counts, skipped clips and timing.
+    ``prefixes[sample id]`` is text teacher-forced after the prompt (the start of the assistant's answer, e.g. a
+    description segment; :mod:`src.evaluation.anchoring`): the record's ``completion`` is then what the model
+    wrote after it. Returns counts, skipped clips and timing.
     """
     model, tokenizer = loaded.model, loaded.tokenizer
     counts = model.token_counts()
@@ -145,7 +157,7 @@ def predict(
         wrap_media=model.config.wrap_media_tokens,
     )
     rows = DataLoader(
-        _EvalRows(samples, loader, settings.task, video=video, audio=audio),
+        _EvalRows(samples, loader, settings.task, prefixes, video=video, audio=audio),
         batch_size=settings.batch_size,
         shuffle=False,
         num_workers=settings.num_workers,

@@ -126,6 +126,9 @@ def render_report(
         *plots,
         *_openings(figures),
         *_first_tag(figures),
+        *_breakdowns(figures),
+        *_anchoring(figures),
+        *_extra_judges(figures),
         *_attention(figures, images),
         *_concurrent(figures),
         *_format(figures, run),
@@ -204,6 +207,106 @@ def _first_tag(figures: Mapping[str, Any]) -> list[str]:
         "much the media move the opening; near 0: the order is a learned prior).",
         "",
         table(["prompt shows", *groups, "separation"], rows),
+        "",
+    ]
+
+
+def _breakdowns(figures: Mapping[str, Any]) -> list[str]:
+    section = figures.get("breakdowns")
+    if not section:
+        return []
+    groups = [("all clips", section["overall"])]
+    groups += [(cell, block) for cell, block in section["by_cell"].items()]
+    groups += [(f"opened {name.replace('_', '-')}", block) for name, block in section["by_opening"].items()]
+    for cell, parts in section["by_cell_opening"].items():
+        groups += [(f"{cell}, opened {name.replace('_', '-')}", block) for name, block in parts.items()]
+    header = ["group", "n", "well-formed", "WAR", "EEA", "EPC", "FCR", "R✗/A✓ among correct"]
+
+    def rows(well_formed_only: bool) -> list[list[Any]]:
+        out = []
+        for name, block in groups:
+            figures_ = block["well_formed_only"] if well_formed_only else block
+            out.append(
+                [
+                    name,
+                    figures_["n"],
+                    "" if well_formed_only else percent(block["well_formed"]),
+                    *[percent(figures_[key]) for key in ("war", "eea", "epc", "fcr")],
+                    percent(figures_["r_wrong_a_right_among_correct"]),
+                ]
+            )
+        return out
+
+    return [
+        "## Breakdowns: per cell, by opening, over well-formed explanations",
+        "",
+        f"Well-formed (MIGR's structure: both descriptions, think, answer): **{percent(section['well_formed'])}%**. "
+        "Cells are `<dominant>/<non-dominant cue>` of synthetic clips"
+        + (f" ({section['no_cell']} clips have none)" if section["no_cell"] else "")
+        + "; opened dominant-first / other-first: clips whose dominant modality is audio or visual, by the "
+        "segment the explanation opened with. Values in %.",
+        "",
+        "All explanations:",
+        "",
+        table(header, rows(False)),
+        "",
+        "Well-formed explanations only:",
+        "",
+        table(header, rows(True)),
+        "",
+    ]
+
+
+def _anchoring(figures: Mapping[str, Any]) -> list[str]:
+    summary = figures.get("anchoring")
+    if not summary:
+        return []
+    rows = []
+    for condition in ("non_dominant", "dominant"):
+        block = summary[condition]
+        for name, rates in [("all clips", block["all"]), *block["by_cell"].items()]:
+            rows.append(
+                [
+                    condition.replace("_", "-"),
+                    name,
+                    rates["n"],
+                    percent(rates["think_follows_forced"]),
+                    percent(rates["think_follows_label"]),
+                    percent(rates["answer_follows_forced"]),
+                    percent(rates["answer_follows_label"]),
+                ]
+            )
+    return [
+        "## Anchoring probe",
+        "",
+        "The first description is teacher-forced with the non-dominant (or the dominant) modality's true "
+        "description and the model continues greedily: how often `<think>` (as the judge reads it) and `<answer>` "
+        "follow the forced text's emotion and how often the clip's label (both, when they are the same emotion). "
+        f"Clips without gold descriptions skipped: {summary['skipped']}. Values in %.",
+        "",
+        table(
+            ["forced", "group", "n", "think = forced", "think = label", "answer = forced", "answer = label"], rows
+        ),
+        "",
+    ]
+
+
+def _extra_judges(figures: Mapping[str, Any]) -> list[str]:
+    judges = figures.get("judges")
+    if not judges:
+        return []
+    rows = []
+    for name, result in judges.items():
+        overall = result["breakdowns"]["overall"]
+        for subset, block in (("all", overall), ("well-formed", overall["well_formed_only"])):
+            keys = ("eea", "epc", "fcr", "r_wrong_a_right_among_correct")
+            rows.append([name, subset, block["n"], *[percent(block[key]) for key in keys]])
+    return [
+        "## The same explanations read by other judges",
+        "",
+        "Every figure per cell and opening is in `metrics.json` under `judges`. Values in %.",
+        "",
+        table(["judge", "explanations", "n", "EEA", "EPC", "FCR", "R✗/A✓ among correct"], rows),
         "",
     ]
 

@@ -6,7 +6,11 @@ Phases, each resumable:
 2. **generate** the samples missing from ``predictions.jsonl`` (appended batch by batch; the model is only
    loaded when something is missing);
 3. **judge** the explanations not yet judged by the configured judge (chunk by chunk, persisted after each);
-4. **score and write**: ``metrics.json``, ``attention.json``, ``report.md``, ``confusion.png``, ``recall.png``,
+4. **probe**: the first-tag margins (``first_tag.json``) and the anchoring probe (``anchoring.json``,
+   :mod:`src.evaluation.anchoring`), each cached with the weights and samples it came from;
+5. **re-judge** with each of ``extra_judges`` (``judges.json``, per judge and sample; the predictions' own
+   judgement is left as it is);
+6. **score and write**: ``metrics.json``, ``attention.json``, ``report.md``, ``confusion.png``, ``recall.png``,
    ``attention.png``; log to W&B when ``logger=wandb``.
 
 A changed judge re-judges without regenerating; changed generation settings are refused (see
@@ -18,8 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from src.data.labels import labels_for
 from src.data.manifest import Sample
 from src.data.media import MediaLoader
 from src.data.media_report import ShortClip
+from src.evaluation.breakdowns import breakdowns, cell_of
 from src.evaluation.concurrent import reference_correct_ids
 from src.evaluation.figures import ATTENTION_GROUPS, attention_summary, compute_figures, flat_figures
 from src.evaluation.folders import (
@@ -44,12 +49,13 @@ from src.evaluation.folders import (
     output_folder,
     weight_files,
 )
-from src.evaluation.judging import EXPLANATION_MODES, judge_records
+from src.evaluation.judging import EXPLANATION_MODES, judge_fingerprint, judge_records
 from src.evaluation.predict import GenerationSettings, PredictStats, predict
 from src.evaluation.predictions import PREDICTIONS_NAME, EvaluationError, PredictionRecord, PredictionStore
 from src.evaluation.report import render_report
 from src.evaluation.tracking import log_to_wandb
 from src.folder_lock import FolderLock
+from src.judges.base import Judge
 from src.judges.factory import build_judge
 from src.models.checkpoint import LoadedModel, load_model, read_config
 from src.models.feature_cache import attach_feature_cache
@@ -61,6 +67,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 OUTPUT_FILES = ("metrics.json", "attention.json", "report.md", "confusion.png", "recall.png", "attention.png")
 ModelLoader = Callable[[], tuple[LoadedModel, MediaLoader]]  # loads the evaluated model (once)
 FIRST_TAG_NAME = "first_tag.json"  # the first-tag margins and the weights/samples they came from
+ANCHORING_NAME = "anchoring.json"  # the anchoring probe's continuations and the weights/samples they came from
+JUDGES_NAME = "judges.json"  # the extra judges' readings of each explanation, by judge fingerprint
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass
@@ -119,11 +128,12 @@ def evaluate_into(
     ``inputs``: what reading the manifest skipped, reported with the clips skipped while generating."""
     labels = labels_for(samples[0].dataset)
     if cfg.overwrite:
-        for name in (PREDICTIONS_NAME, FIRST_TAG_NAME, *OUTPUT_FILES):
+        for name in (PREDICTIONS_NAME, FIRST_TAG_NAME, ANCHORING_NAME, JUDGES_NAME, *OUTPUT_FILES):
             (out / name).unlink(missing_ok=True)
     resuming = check_run_settings(out, run_settings(cfg, settings, model_dir, manifest), overwrite=cfg.overwrite)
     (out / "metrics.json").unlink(missing_ok=True)  # the done marker stands only for a run that finished
     judge = build_judge(cfg.judge)  # before generating: a judge misconfiguration fails in seconds
+    extra = {name: build_judge(config) for name, config in extra_judge_configs(cfg).items()}
     store = PredictionStore(out / PREDICTIONS_NAME)
 
     # the model is loaded on first use (generating or first-tag margins) and at most once
@@ -149,8 +159,24 @@ def evaluate_into(
     )
     scored = {record.id for record in selected}
     first_tag = first_tag_phase(cfg, out, [s for s in samples if s.id in scored], model_dir, load)
+    scored_samples = [s for s in samples if s.id in scored]
+    anchoring = anchoring_phase(cfg, out, scored_samples, model_dir, load, judge, labels)
+    cells = {sample.id: cell_of(sample) for sample in samples}
+    rejudged = extra_judges_phase(cfg, out, selected, extra, labels, cells)
     figures, attention, images = write_outputs(
-        cfg, out, selected, labels, model_dir, manifest, stats, settings, first_tag=first_tag, short_clips=short
+        cfg,
+        out,
+        selected,
+        labels,
+        model_dir,
+        manifest,
+        stats,
+        settings,
+        first_tag=first_tag,
+        short_clips=short,
+        cells=cells,
+        anchoring=anchoring,
+        judges=rejudged,
     )
     headline = flat_figures(figures)
     log.info(
@@ -344,21 +370,15 @@ def first_tag_phase(
     clips = usable(samples)
     if not cfg.first_tag or cfg.task != "reasoning" or not clips:
         return None
-    path = out / FIRST_TAG_NAME
     key = {"weights": weight_files(model_dir), "samples": [s.id for s in clips]}
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except json.JSONDecodeError:
-        log.warning("%s is unreadable; computing the first-tag margins again", path)
-        stored = {}
-    if stored.get("key") == key:
-        margins = stored["margins"]
-    else:
+
+    def compute() -> dict[str, dict[str, float]]:
         loaded, loader = load()
-        margins = first_tag_margins(
+        return first_tag_margins(
             loaded.model, loaded.tokenizer, loaded.gate_tokenizer, loader, clips, batch_size=int(cfg.batch_size)
         )
-        atomic.write_text(path, json.dumps({"key": key, "margins": margins}, indent=1) + "\n")
+
+    margins = cached_json(out / FIRST_TAG_NAME, key, compute)
     return first_tag_summary(margins, clips, cfg.mi_key)
 
 
@@ -374,9 +394,14 @@ def write_outputs(
     *,
     first_tag: dict[str, Any] | None = None,
     short_clips: list[ShortClip] | None = None,
+    cells: dict[str, str | None] | None = None,
+    anchoring: dict[str, Any] | None = None,
+    judges: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Path]]:
     """``metrics.json``, ``attention.json``, plots and ``report.md`` (``first_tag``: the first-tag summary;
-    ``short_clips``: clips decoded now that had fewer frames than the model's ``num_frames``).
+    ``short_clips``: clips decoded now that had fewer frames than the model's ``num_frames``; ``cells``: each
+    sample's ``<dominant>/<cue>`` cell for the breakdowns, :mod:`src.evaluation.breakdowns`; ``anchoring``: the
+    anchoring probe's summary; ``judges``: the extra judges' figures).
 
     Returns the figures, the attention summary (None without curves) and the plots by W&B key.
     """
@@ -408,7 +433,15 @@ def write_outputs(
         "skipped": [asdict(record) for record in stats.skipped],
         "short_clips": [asdict(clip) for clip in short_clips or []],
     }
-    figures = {**figures, "first_tag": first_tag, "num_skipped": len(stats.skipped), "run": run}
+    figures = {
+        **figures,
+        "breakdowns": breakdowns(records, labels, cells or {}, task=cfg.task),
+        "anchoring": anchoring,
+        "judges": judges or {},
+        "first_tag": first_tag,
+        "num_skipped": len(stats.skipped),
+        "run": run,
+    }
     confusion, recognition = figures["confusion"], figures["recognition"]
     images = {
         "confusion": save_figure(
@@ -427,3 +460,120 @@ def write_outputs(
     # the demo's done marker: written last, so a crash before it leaves a folder the next run resumes
     atomic.write_text(out / "metrics.json", json.dumps(figures, indent=1) + "\n")
     return figures, attention, images
+
+
+def cached_json(path: Path, key: Mapping[str, Any], compute: Callable[[], Any]) -> Any:
+    """``path``'s ``value`` when its ``key`` equals ``key``; else ``compute()``, written there atomically."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; computing it again", path)
+        stored = {}
+    if stored.get("key") == key:
+        return stored["value"]
+    value = compute()
+    atomic.write_text(path, json.dumps({"key": key, "value": value}, indent=1) + "\n")
+    return value
+
+
+def anchoring_phase(
+    cfg: DictConfig,
+    out: Path,
+    samples: list[Sample],
+    model_dir: Path,
+    load: ModelLoader,
+    judge: Judge,
+    labels: tuple[str, ...],
+) -> dict[str, Any] | None:
+    """The anchoring probe's summary (:mod:`src.evaluation.anchoring`), its continuations cached in
+    ``anchoring.json``; None when ``cfg.anchoring`` is off or the prompt is not MIGR's. Clips without gold
+    descriptions are skipped and counted (all of them on a real dataset)."""
+    from src.evaluation.anchoring import forced_openings, probe_continuations, probe_rows, summarize_anchoring
+
+    if not cfg.get("anchoring", True) or cfg.task != "reasoning":
+        return None
+    clips = [s for s in samples if forced_openings(s) is not None]
+    skipped = len(samples) - len(clips)
+    if not clips:
+        return summarize_anchoring([], skipped=skipped)
+    key = {
+        "weights": weight_files(model_dir),
+        "samples": [s.id for s in clips],
+        "max_new_tokens": cfg.max_new_tokens,
+    }
+
+    def compute() -> dict[str, dict[str, str]]:
+        loaded, loader = load()
+        return probe_continuations(
+            loaded, clips, loader, max_new_tokens=int(cfg.max_new_tokens), batch_size=int(cfg.batch_size)
+        )
+
+    continuations = cached_json(out / ANCHORING_NAME, key, compute)
+    return summarize_anchoring(probe_rows(clips, continuations, judge, labels), skipped=skipped)
+
+
+def extra_judge_configs(cfg: DictConfig) -> dict[str, Any]:
+    """``extra_judges``: each entry a judge name (``configs/judge/<name>.yaml``) or a full judge config."""
+    configs: dict[str, Any] = {}
+    for i, entry in enumerate(cfg.get("extra_judges") or []):
+        if isinstance(entry, str):
+            path = CONFIG_DIR / "judge" / f"{entry}.yaml"
+            if not path.exists():
+                known = sorted(p.stem for p in (CONFIG_DIR / "judge").glob("*.yaml"))
+                raise EvaluationError(
+                    f"extra_judges[{i}]={entry!r}: no configs/judge/{entry}.yaml; known: {known}"
+                )
+            configs[entry] = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        else:
+            config = OmegaConf.to_container(entry, resolve=True) if isinstance(entry, DictConfig) else dict(entry)
+            if "name" not in config:
+                raise EvaluationError(f"extra_judges[{i}]: a judge config needs a `name` (a judge backend)")
+            configs[str(config["name"])] = config
+    return configs
+
+
+def extra_judges_phase(
+    cfg: DictConfig,
+    out: Path,
+    records: list[PredictionRecord],
+    judges: Mapping[str, Judge],
+    labels: tuple[str, ...],
+    cells: Mapping[str, str | None],
+) -> dict[str, Any]:
+    """Each extra judge's figures: ``{name: {"judge": fingerprint, "breakdowns": ...}}`` (the endpoints overall,
+    per cell, per opening, over well-formed explanations), computed on the same predictions read by that judge.
+    Its readings are cached per sample in ``judges.json``; only explanations it has not read are judged."""
+    if not judges:
+        return {}
+    path = out / JUDGES_NAME
+    try:
+        cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; judging again", path)
+        cache = {}
+    figures: dict[str, Any] = {}
+    for name, judge in judges.items():
+        fingerprint = judge_fingerprint(judge, cfg.explanation_mode)
+        known = cache.setdefault(fingerprint, {})
+        current = [
+            replace(r, judge=fingerprint, judged=known[r.id][0], judged_set=known[r.id][1])
+            if r.id in known
+            else replace(r, judge=None, judged=None, judged_set=None)
+            for r in records
+        ]
+
+        def persist(done: list[PredictionRecord], known: dict = known, fingerprint: str = fingerprint) -> None:
+            known.update({r.id: [r.judged, r.judged_set] for r in done if r.judge == fingerprint})
+            atomic.write_text(path, json.dumps(cache) + "\n")
+
+        current, stats = judge_records(
+            current,
+            judge,
+            labels,
+            mode=cfg.explanation_mode,
+            chunk_size=int(cfg.judge_batch_size),
+            on_chunk=persist,
+        )
+        log.info("extra judge %s: %d explanations judged now, %d reused", name, stats.judged, stats.reused)
+        figures[name] = {"judge": fingerprint, "breakdowns": breakdowns(current, labels, cells, task=cfg.task)}
+    return figures

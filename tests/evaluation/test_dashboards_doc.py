@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from src.data.labels import labels_for
+from src.evaluation.breakdowns import breakdowns
 from src.evaluation.figures import compute_figures, flat_figures
 from tests.evaluation.conftest import record
 
@@ -54,6 +55,7 @@ def test_every_documented_eval_key_is_logged() -> None:
     ]
     figures = compute_figures(records, labels_for("dfew"))
     figures["attention"] = {"drift": {"all": 0.1}}
+    figures["breakdowns"] = breakdowns(records, labels_for("dfew"), {"1": "audio/conflict", "2": None})
     scalars = {f"eval/{key}" for key in flat_figures(figures)}
     keys = documented("eval")
     missing = [

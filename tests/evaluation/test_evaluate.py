@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from rewards.format import migr_format_ok
 from src.analysis.first_tag import first_tag_summary
 from src.data.labels import labels_for
 from src.data.manifest import ManifestError, read_manifest
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 ARTEFACTS = [
     ".lock",  # the folder lock (empty once released)
+    "anchoring.json",
     "attention.json",
     "attention.png",
     "confusion.png",
@@ -77,12 +79,48 @@ def test_every_artefact_and_metrics_that_match_the_predictions(evaluate, tmp_pat
     assert (out / "report.md").read_text().startswith("# Evaluation: sft")
     # the first-tag margins: one per clip and condition, summarised as metrics.json reports them
     stored = json.loads((out / "first_tag.json").read_text())
-    assert sorted(stored["margins"]) == sorted(r.id for r in records)
-    samples = [s for s in read_manifest(metrics["run"]["manifest"]) if s.id in stored["margins"]]
+    assert sorted(stored["value"]) == sorted(r.id for r in records)
+    samples = [s for s in read_manifest(metrics["run"]["manifest"]) if s.id in stored["value"]]
     assert metrics["first_tag"] == json.loads(
-        json.dumps(first_tag_summary(stored["margins"], samples, "mi_dominant"))
+        json.dumps(first_tag_summary(stored["value"], samples, "mi_dominant"))
     )
     assert "## First-tag margin" in (out / "report.md").read_text()
+    # the anchoring probe: two forced openings per audio- or visual-dominant clip, the others skipped and counted
+    probed = [s for s in samples if s.dominant in ("audio", "visual")]
+    anchoring = json.loads((out / "anchoring.json").read_text())["value"]
+    assert sorted(anchoring) == sorted(s.id for s in probed)
+    assert metrics["anchoring"]["non_dominant"]["all"]["n"] == len(probed)
+    assert metrics["anchoring"]["skipped"] == 8 - len(probed)
+    assert "## Anchoring probe" in (out / "report.md").read_text()
+    # the breakdowns: the cells of the selection, well-formedness by MIGR's structure
+    assert sum(block["n"] for block in metrics["breakdowns"]["by_cell"].values()) == 8
+    assert metrics["breakdowns"]["well_formed"] == sum(migr_format_ok(r.completion) for r in records) / 8
+
+
+def test_extra_judges_rejudge_the_same_predictions(evaluate) -> None:
+    from src.evaluation.judging import judge_records
+    from src.judges.keywords import KeywordJudge
+    from src.metrics import ConsistencyMetrics
+
+    first = evaluate("anchoring=false", "first_tag=false")
+    result = evaluate("anchoring=false", "first_tag=false", "extra_judges=[{name: keywords, related: false}]")
+    assert result.generated == 0 and result.judged == 0  # nothing regenerated, the primary judgement kept
+    out = result.output_dir
+    records = PredictionStore(out / "predictions.jsonl").load().records
+    assert {r.judge for r in records} == {"KeywordJudge(top_k=2, related=True)|explanation"}
+    other, _ = judge_records(records, KeywordJudge(related=False), labels_for("synth"))
+    reference = ConsistencyMetrics(labels_for("synth"))
+    reference.update([r.prediction for r in records], [r.label for r in records], [r.judged for r in other])
+    metrics = json.loads((out / "metrics.json").read_text())
+    extra = metrics["judges"]["keywords"]
+    assert extra["judge"] == "KeywordJudge(top_k=2, related=False)|explanation"
+    assert extra["breakdowns"]["overall"]["epc"] == pytest.approx(reference.compute()["epc"])
+    assert metrics["consistency"]["judge"].startswith("KeywordJudge(top_k=2, related=True)")
+    cached = json.loads((out / "judges.json").read_text())
+    assert sorted(cached[extra["judge"]]) == sorted(r.id for r in records)
+    assert first.output_dir == out
+    with pytest.raises(EvaluationError, match=r"extra_judges\[0\]='nope': no configs/judge/nope.yaml"):
+        evaluate("extra_judges=[nope]")
 
 
 def test_a_finished_evaluation_reruns_without_loading_the_model(evaluate, monkeypatch) -> None:
