@@ -123,8 +123,8 @@ def test_cache_entries_are_kept_apart_per_setting(make_clip, tmp_path):
 
 def test_prompt_token_layout_with_humanomnis_start_end_markers():
     from src.data.collate import OmniCollator
-    from src.data.prompts import INSTRUCTIONS, build_prompt
-    from src.models.tokenizer import build_tiny_tokenizer, media_token_ids
+    from src.data.prompts import INSTRUCTIONS, build_prompt, media_token_ids
+    from src.models.tokenizer import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     ids = media_token_ids(tokenizer)
