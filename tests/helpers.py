@@ -37,10 +37,9 @@ def one_clip_batch(model, tokenizer, loader, sample, condition: str, *, task: st
     ``audio_visual``): the reference that batched, padded, cache-sharing code is compared with."""
     from src.data.collate import Example, OmniCollator
     from src.data.prompts import build_prompt, instruction_for
+    from src.migr.importance import CONDITION_MODALITIES
 
-    has_video, has_audio = {"audio": (False, True), "visual": (True, False), "audio_visual": (True, True)}[
-        condition
-    ]
+    has_video, has_audio = CONDITION_MODALITIES[condition]
     item = loader.load(sample, video=has_video, audio=has_audio)
     instruction = instruction_for(task)
     example = Example(

@@ -46,12 +46,11 @@ from src.evaluation.judging import judge_records
 from src.evaluation.predict import GenerationSettings, predict
 from src.evaluation.predictions import EvaluationError, PredictionRecord
 from src.judges.base import Judge
-from src.migr.importance import CONDITIONS, decide
+from src.migr.importance import CONDITION_MODALITIES, CONDITIONS, decide
 from src.models.checkpoint import LoadedModel
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".flv", ".mpg", ".mpeg"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"})
-_SHOWS = {"audio": (False, True), "visual": (True, False), "audio_visual": (True, True)}  # (video, audio)
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
 
@@ -392,7 +391,7 @@ class ClipExplainer:
     def _importance(self, sample: Sample, records: dict[str, PredictionRecord]) -> dict[str, Any]:
         conditions = {}
         for condition in CONDITIONS:
-            video, audio = _SHOWS[condition]
+            video, audio = CONDITION_MODALITIES[condition]
             record = records[condition]
             conditions[condition] = ConditionResult(
                 answer=record.prediction,

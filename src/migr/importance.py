@@ -52,7 +52,12 @@ from src.models.generation import generate, positions_from_mask, root_params_gat
 from src.models.omni import MediaInputs, OmniModel
 
 CONDITIONS: tuple[str, ...] = ("audio", "visual", "audio_visual")
-_SHOWS = {"audio": (False, True), "visual": (True, False), "audio_visual": (True, True)}
+# condition -> (the prompt shows the video, the prompt plays the audio)
+CONDITION_MODALITIES: dict[str, tuple[bool, bool]] = {
+    "audio": (False, True),
+    "visual": (True, False),
+    "audio_visual": (True, True),
+}
 TieRule = Literal["both", "margin"]
 WrongRule = Literal["both", "margin", "av"]
 
@@ -146,7 +151,7 @@ class ImportanceEstimator:
             frames.append(item.frames)
             mels.append(item.mel)
             for condition in CONDITIONS:
-                has_video, has_audio = _SHOWS[condition]
+                has_video, has_audio = CONDITION_MODALITIES[condition]
                 prompt = build_prompt(self.instruction, has_video=has_video, has_audio=has_audio)
                 examples.append(
                     Example(prompt=prompt, target=None, frames=None, mel=None, instruction=self.instruction)

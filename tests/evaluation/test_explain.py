@@ -31,7 +31,8 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def explain_config(model: Path | str, *overrides: str):
-    return compose("explain", f"model_path={model}", "max_new_tokens=48", *overrides)
+    cache = Path(model).parent / "media_cache"  # beside the test's model, not under the working directory
+    return compose("explain", f"model_path={model}", "max_new_tokens=48", f"data.cache_dir={cache}", *overrides)
 
 
 def clip_paths(manifest: Path, n: int, split: str = "train") -> list[Path]:
