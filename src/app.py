@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             if (Path(cfg.runs_dir) / m / "export").is_dir()
         ]
     if cfg.manifest is None:
-        default = Path(os.environ.get("MIGR_DATA", "data")) / "synth_conflict" / "manifest.jsonl"  # the demo corpus
+        # the demo corpus (configs/pipeline.yaml corpus.root)
+        default = Path(os.environ.get("MIGR_DATA", "data")) / "synth_conflict" / "manifest.jsonl"
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.merge(cfg, {"manifest": str(default) if default.is_file() else None})
