@@ -184,6 +184,78 @@ def format_failures(summary: Mapping[str, Any], threshold: float) -> dict[str, d
     return failed
 
 
+# docs/study_protocol.md, "What counts as a result": the primary comparison and the smallest effect that matters
+PRIMARY_COMPARISON = ("conflict", "migr")
+MATTERS = 0.05  # 5 points, in the rates' own units (0-1)
+
+
+def decision(
+    summary: Mapping[str, Any], failed: Mapping[str, Mapping[str, float]], regime: str, arm: str
+) -> tuple[str, list[str]]:
+    """The protocol's verdict for ``arm`` vs the baseline on the conflict clips of ``regime``, and why.
+
+    ``positive``: P1's (R-wrong/A-right among correct) 95% interval entirely below 0 and P2's (EPC) entirely above
+    0, and the arm did not fail on format; ``negative``: both intervals exclude an improvement of 5 points (P1's
+    lower bound above -5, P2's upper bound below +5); ``inconclusive``: anything else; ``undecided``: an interval is
+    missing (fewer than two paired seeds). Notes: an interval that excludes 0 in the unfavourable direction (the
+    arm makes it worse), and for a positive verdict whether it holds under the embedding judge too.
+    """
+
+    def interval(judge: str, key: str) -> tuple[float | None, float | None]:
+        value = summary.get(regime, {}).get(judge, {}).get("conflict", {}).get(key, {}).get(arm, {})
+        return value.get("low"), value.get("high")
+
+    def positive(judge: str) -> bool | None:
+        p1_high, p2_low = interval(judge, PRIMARY[0][0])[1], interval(judge, PRIMARY[1][0])[0]
+        if None in (p1_high, p2_low):
+            return None
+        return p1_high < 0 and p2_low > 0
+
+    (p1_low, p1_high), (p2_low, p2_high) = interval("keywords", PRIMARY[0][0]), interval("keywords", PRIMARY[1][0])
+    notes: list[str] = []
+    if None in (p1_low, p1_high, p2_low, p2_high):
+        return "undecided", ["a primary interval is missing (fewer than two paired seeds)"]
+    if p1_low > 0:
+        notes.append("R-wrong/A-right among correct is higher than the baseline's (interval above 0): worse")
+    if p2_high < 0:
+        notes.append("EPC is lower than the baseline's (interval below 0): worse")
+    if positive("keywords") and arm not in failed.get(regime, {}):
+        under_embedding = positive("embedding")
+        if under_embedding is None:
+            notes.append("the embedding judge's intervals are missing: judge dependence unknown")
+        elif not under_embedding:
+            notes.append("judge-dependent: under the embedding judge an interval includes 0 or flips")
+        return "positive", notes
+    if positive("keywords"):
+        notes.append(
+            f"the intervals favour {arm}, but it failed on format, so it cannot support a positive result"
+        )
+    if p1_low > -MATTERS and p2_high < MATTERS:
+        return "negative", notes
+    return "inconclusive", notes
+
+
+def decision_lines(summary: Mapping[str, Any], failed: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """study.md's verdict section: the preregistered comparison first, then every other arm by the same rule."""
+    lines = ['## Verdict (docs/study_protocol.md, "What counts as a result")', ""]
+    others = sorted(
+        (regime, arm)
+        for regime, judges in summary.items()
+        for arm in judges.get("keywords", {}).get("conflict", {}).get(PRIMARY[1][0], {})
+        if arm != "baseline" and (regime, arm) != PRIMARY_COMPARISON
+    )
+    pairs = [PRIMARY_COMPARISON, *others]
+    for regime, arm in pairs:
+        if regime not in summary:
+            continue
+        verdict, notes = decision(summary, failed, regime, arm)
+        role = "preregistered" if (regime, arm) == PRIMARY_COMPARISON else "descriptive, same rule"
+        lines.append(
+            f"- `{arm}` vs `baseline`, {regime} regime ({role}): **{verdict}**" + "".join(f"; {n}" for n in notes)
+        )
+    return [*lines, ""]
+
+
 def _percent_key(key: str) -> bool:
     return not key.startswith("anchoring/") or "rate" in key or "follow" in key or "share" in key
 
@@ -247,6 +319,7 @@ def study_markdown(
         f"An arm whose mean well-formed share is below {threshold:.0%} is flagged as failed on format.",
         "",
     ]
+    lines += decision_lines(summary, failed)
     for regime, judges in summary.items():
         lines += [f"## Regime `{regime}`: arms {', '.join(arms.get(regime, []))}", ""]
         if failed.get(regime):

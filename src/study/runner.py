@@ -36,6 +36,7 @@ def run_study(cfg: DictConfig) -> str:
 def _run(cfg: DictConfig, out: Path) -> str:
     from src.study import report
 
+    record_invocation(out / "invocations.jsonl")
     config_file = out / "study.yaml"
     OmegaConf.save(cfg, config_file, resolve=True)
     saved = OmegaConf.load(config_file)  # the workers plan from this very file
@@ -62,7 +63,7 @@ def _run(cfg: DictConfig, out: Path) -> str:
         arms=arms,
         threshold=float(saved.format_threshold),
         timings=timings,
-        provenance=f"Code `{_commit()}` on {_host()}.",
+        provenance=provenance(out / "invocations.jsonl"),
     )
     forest = report.forest_plot(summary, out / "forest.png")
     if forest is not None:
@@ -73,6 +74,30 @@ def _run(cfg: DictConfig, out: Path) -> str:
         OmegaConf.to_container(cfg.logger, resolve=True), out, report.summary_rows(summary), forest
     )
     return text
+
+
+def record_invocation(path: Path) -> None:
+    """Append this invocation (UTC start, commit, host) to ``invocations.jsonl``: a study resumed over several
+    invocations, perhaps by different code, says which code ran its stages."""
+    import datetime
+
+    record = {
+        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": _commit(),
+        "host": _host(),
+    }
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic.write_text(path, previous + json.dumps(record) + "\n")
+
+
+def provenance(path: Path) -> str:
+    """study.md's provenance line: every invocation that ran (or re-reported) the study, oldest first."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    invocations = "; ".join(
+        f"{r['started']} code `{r['commit']}` on {r['host']}" + (f" ({r['note']})" if r.get("note") else "")
+        for r in records
+    )
+    return f"Invocations (the last one wrote this report): {invocations}."
 
 
 def _commit() -> str:

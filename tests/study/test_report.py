@@ -141,3 +141,63 @@ def test_the_anchoring_probe_is_read_from_metrics_and_reported_with_the_keyword_
     assert f"| {key} (%) | migr | 2 | 30.0 ± 7.1 | -25.0 (-25.0, -25.0) | 2 |" in text
     assert text.count(f"| {key} (%) | migr |") == 1  # not repeated under the embedding judge
     assert "Anchoring probe: missing" not in text
+
+
+def _primary_summary(p1: dict[str, list[float]], p2: dict[str, list[float]], judge_p2=None) -> dict:
+    """Conflict-clip figures per arm and seed for the two primary endpoints (both judges), summarised."""
+    figures: dict = {"conflict": {}}
+    for arm in p1:
+        for seed, (r, e) in enumerate(zip(p1[arm], p2[arm], strict=True)):
+            embedding_epc = (judge_p2 or p2)[arm][seed]
+            figures["conflict"].setdefault(arm, {})[seed] = {
+                "keywords": {"conflict": {"r_wrong_a_right_among_correct": r, "epc": e}},
+                "embedding": {"conflict": {"r_wrong_a_right_among_correct": r, "epc": embedding_epc}},
+            }
+    return summarize(figures)
+
+
+def test_the_verdict_follows_the_protocols_rules_on_hand_computed_intervals():
+    from src.study.report import decision, decision_lines
+
+    base = [0.20, 0.22, 0.18, 0.21, 0.19]
+    epc = [0.70, 0.72, 0.68, 0.71, 0.69]
+    # differences of exactly -0.10 (P1) and +0.15 (P2) in every seed: sd 0, intervals collapse on them -> positive
+    better = _primary_summary(
+        {"baseline": base, "migr": [b - 0.10 for b in base]}, {"baseline": epc, "migr": [e + 0.15 for e in epc]}
+    )
+    assert decision(better, {}, "conflict", "migr") == ("positive", [])
+    # the same, failed on format: the intervals favour it but it cannot be positive; not negative either
+    verdict, notes = decision(better, {"conflict": {"migr": 0.9}}, "conflict", "migr")
+    assert verdict == "inconclusive" and "failed on format" in notes[0]
+    # the embedding judge sees no EPC difference (differences -0.01, +0.01, 0, 0, 0: interval spans 0)
+    flat = _primary_summary(
+        {"baseline": base, "migr": [b - 0.10 for b in base]},
+        {"baseline": epc, "migr": [e + 0.15 for e in epc]},
+        judge_p2={"baseline": epc, "migr": [epc[0] - 0.01, epc[1] + 0.01, *epc[2:]]},
+    )
+    assert decision(flat, {}, "conflict", "migr")[1] == [
+        "judge-dependent: under the embedding judge an interval includes 0 or flips"
+    ]
+    # differences +-0.01 around 0 in P1 and P2: mean 0, sd 0.01 -> half-width 2.776 * 0.01 / sqrt(5) = 0.0124,
+    # both intervals inside (-0.05, +0.05) -> negative
+    wobble = [0.01, -0.01, 0.01, -0.01, 0.0]
+    level = _primary_summary(
+        {"baseline": base, "migr": [b + d for b, d in zip(base, wobble, strict=True)]},
+        {"baseline": epc, "migr": [e + d for e, d in zip(epc, wobble, strict=True)]},
+    )
+    assert decision(level, {}, "conflict", "migr") == ("negative", [])
+    # EPC worse in every seed by 0.08 (interval (-0.08, -0.08)), P1 level: negative, noted as worse
+    worse = _primary_summary({"baseline": base, "migr": base}, {"baseline": epc, "migr": [e - 0.08 for e in epc]})
+    verdict, notes = decision(worse, {}, "conflict", "migr")
+    assert verdict == "negative" and notes == ["EPC is lower than the baseline's (interval below 0): worse"]
+    # wide: differences -0.20, +0.20, ... -> the interval covers both 0 and +-5 points -> inconclusive
+    wide = [-0.2, 0.2, -0.1, 0.1, 0.0]
+    noisy = _primary_summary(
+        {"baseline": base, "migr": [b + d for b, d in zip(base, wide, strict=True)]},
+        {"baseline": epc, "migr": [e + d for e, d in zip(epc, wide, strict=True)]},
+    )
+    assert decision(noisy, {}, "conflict", "migr") == ("inconclusive", [])
+    one_seed = _primary_summary({"baseline": base[:1], "migr": base[:1]}, {"baseline": epc[:1], "migr": epc[:1]})
+    assert decision(one_seed, {}, "conflict", "migr")[0] == "undecided"
+    text = "\n".join(decision_lines(better, {}))
+    assert "- `migr` vs `baseline`, conflict regime (preregistered): **positive**" in text

@@ -85,7 +85,17 @@ def test_a_shrunk_study_killed_midway_redoes_no_finished_seed_x_arm(tmp_path):
     assert "## Regime `conflict`: arms baseline, migr" in text
     assert "### Primary endpoints: conflict test clips, keyword judge" in text
     assert "### All endpoints: all test clips, embedding judge" in text
-    assert "| EPC (%) | migr" in text and "| stage | runs timed |" in text and "\nCode `" in text
+    assert (
+        "| EPC (%) | migr" in text
+        and "| stage | runs timed |" in text
+        and "\nInvocations (the last one wrote this report): " in text
+    )
+    invocations = [json.loads(line) for line in (out / "invocations.jsonl").read_text().splitlines()]
+    assert len(invocations) == 2 and all(r["commit"] in text for r in invocations)  # the killed one and the rerun
+    assert (
+        "## Verdict (docs/study_protocol.md" in text
+        and "`migr` vs `baseline`, conflict regime (preregistered)" in text
+    )
     summary = json.loads((out / "study.json").read_text())["summary"]
     epc = summary["conflict"]["keywords"]["all"]["epc"]
     assert epc["baseline"]["n"] == 2 and epc["migr"]["n_paired"] == 2
