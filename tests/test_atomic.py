@@ -21,10 +21,13 @@ def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_file(tmp_path
 def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path, mask):
     import os
 
+    import numpy as np
     import torch
 
     from src.data.cache import TensorCache
     from src.evaluation.predictions import PredictionStore
+    from src.judges.embedding import LinearHead
+    from src.judges.head_training import save_head
     from src.stages.checkpoint_io import save_checkpoint_files
 
     old = os.umask(mask)
@@ -37,10 +40,12 @@ def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path, mask):
         PredictionStore(tmp_path / "predictions.jsonl").rewrite([])
         cache = TensorCache(tmp_path / "cache")
         cache.put("0" * 64, {"frames": torch.zeros(2)})
+        head = LinearHead(labels=("happy", "sad"), weight=np.zeros((2, 3)), bias=np.zeros(2), meta={"name": "h"})
+        save_head(head, tmp_path / "heads", {})  # the embedding judge's head: .safetensors and .json
     finally:
         os.umask(old)
     files = [path for path in tmp_path.rglob("*") if path.is_file()]
-    assert len(files) >= 7
+    assert len(files) >= 9
     assert {path.relative_to(tmp_path).as_posix(): path.stat().st_mode & 0o777 for path in files} == {
         path.relative_to(tmp_path).as_posix(): expected for path in files
     }

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
+from src import atomic
 from src.data.labels import DATASET_LABELS, normalize_label
 from src.judges.base import concept_to_label
 from src.judges.embedding import BUNDLED_ENCODER, HEADS_DIR, LinearHead, SentenceEncoder, load_head
@@ -110,16 +110,16 @@ def train_head(
 
 
 def save_head(head: LinearHead, out_dir: Path, extra_meta: dict) -> Path:
-    """Write ``<out_dir>/<name>.safetensors`` and ``.json``; returns the path without suffix."""
+    """Write ``<out_dir>/<name>.safetensors`` and ``.json`` (the umask's mode, as every file we write);
+    returns the path without suffix."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / head.meta["name"]
-    save_file(
-        {"weight": head.weight.astype(np.float32), "bias": head.bias.astype(np.float32)},
+    arrays = {"weight": head.weight, "bias": head.bias}  # [C, D], [C]
+    atomic.save_tensors(
+        {key: torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)) for key, value in arrays.items()},
         str(base) + ".safetensors",
     )
-    (base.with_suffix(".json")).write_text(
-        json.dumps({**head.meta, **extra_meta}, indent=2) + "\n", encoding="utf-8"
-    )
+    atomic.write_text(base.with_suffix(".json"), json.dumps({**head.meta, **extra_meta}, indent=2) + "\n")
     return base
 
 
