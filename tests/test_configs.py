@@ -165,3 +165,118 @@ def test_each_experiment_overlay_composes_with_the_big_preset_and_fsdp(experimen
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["stage"]["name"] == experiment.removeprefix("paper_")
     assert resolved["trainer"]["devices"] == 8
+
+
+# ---- which defaults a stage runs with (issue 18 item 8) ---------------------------------------------------------
+# The paper's training details (section 4.3, /work/shared/paper/migr-paper.txt), pinned as data: "5 epochs with a
+# cosine scheduler, a warmup ratio of 0.03, a learning rate of 2e-5, and a batch size of 32, using 8 x A100";
+# GRPO: "gradient accumulation step 2, local batch size 1, G = 4, learning rate 1e-6, cosine decay, 1 epoch".
+PAPER_SFT = {"lr": 2e-5, "warmup_ratio": 0.03, "min_lr_ratio": 0.0, "epochs": 5, "global_batch": 32}
+PAPER_GRPO = {"lr": 1e-6, "num_generations": 4, "epochs": 1, "prompts_per_update": 8 * 1 * 2}
+
+
+def _demo_training_commands() -> dict[str, list[str]]:
+    """The overrides the demo (``python -m src.pipeline``) trains its base, MIGR SFT and MIGR GRPO stages with."""
+    from src.demo.pipeline import plan
+    from tests.helpers import compose
+
+    stages = {s.name: list(s.overrides) for s in plan(compose("pipeline", "runs_dir=/runs"))}
+    return {"base": stages["base"], "sft": stages["migr_sft"], "grpo": stages["migr_grpo"]}
+
+
+@pytest.mark.parametrize("stage", ["base", "sft", "grpo"])
+def test_a_fresh_stage_run_on_the_tiny_preset_gets_the_demos_settings(stage):
+    # What `python -m src.train stage=<stage>` composes on a fresh clone has the stage settings the demo trains
+    # with (its commands are the reference: they produced the README's measured, learning demo).
+    from tests.helpers import compose_train
+
+    demo = compose_train(*_demo_training_commands()[stage])
+    fresh = compose_train(f"stage={stage}")
+    assert fresh.model.preset == "tiny"
+    ignored = {"init_from", "train_manifest"}  # the demo points these at its own folders
+    as_dict = {k: v for k, v in to_dict(fresh.stage).items() if k not in ignored}
+    assert as_dict == {k: v for k, v in to_dict(demo.stage).items() if k not in ignored}
+    assert fresh.stage.settings == "demo"
+    if stage == "sft":  # not the paper's: those leave the tiny model from scratch at loss ~6.3
+        assert fresh.stage.optim.lr == 1e-3 and fresh.stage.max_steps == 480
+
+
+def test_the_paper_overlays_carry_the_papers_settings():
+    from tests.helpers import compose_train
+
+    sft = compose_train("experiment=paper_sft")
+    assert sft.stage.name == "sft" and sft.stage.settings == "paper"
+    assert sft.stage.optim.lr == PAPER_SFT["lr"]
+    assert sft.stage.optim.warmup_ratio == PAPER_SFT["warmup_ratio"]
+    assert sft.stage.optim.min_lr_ratio == PAPER_SFT["min_lr_ratio"]  # cosine down to 0
+    assert (sft.stage.max_epochs, sft.stage.max_steps) == (PAPER_SFT["epochs"], -1)  # epochs, no step cap
+    assert (
+        sft.data.batch_size * sft.trainer.devices * sft.trainer.accumulate_grad_batches
+        == PAPER_SFT["global_batch"]
+    )
+    grpo = compose_train("experiment=paper_grpo")
+    assert grpo.stage.name == "grpo" and grpo.stage.settings == "paper"
+    assert grpo.stage.optim.lr == PAPER_GRPO["lr"]
+    assert grpo.stage.num_generations == PAPER_GRPO["num_generations"]
+    assert (grpo.stage.max_epochs, grpo.stage.max_steps) == (PAPER_GRPO["epochs"], -1)
+    # one update per rollout batch: batch 2 per GPU x 8 GPUs = the paper's 1 x 2 accumulation x 8
+    assert grpo.stage.batch_size * grpo.trainer.devices == PAPER_GRPO["prompts_per_update"]
+
+
+def test_the_run_log_says_which_settings_it_uses(caplog):
+    import logging
+
+    from src.stages.runner import log_settings
+    from tests.helpers import compose_train
+
+    with caplog.at_level(logging.INFO, logger="src.stages.runner"):
+        line = log_settings(compose_train("stage=sft"))
+    assert line.startswith("stage settings: demo, the tiny model's defaults (configs/stage/sft.yaml")
+    assert "lr 0.001" in line and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="src.stages.runner"):
+        line = log_settings(compose_train("experiment=paper_grpo", "model=humanomni_7b"))
+    assert line.startswith("stage settings: paper, the paper's (configs/experiment/paper_grpo.yaml): lr 1e-06")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="src.stages.runner"):
+        log_settings(compose_train("stage=sft", "model=humanomni_7b"))
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "model.preset=humanomni-7b" in warning and "experiment=paper_sft" in warning
+
+
+def _readme_commands(module: str) -> list[list[str]]:
+    """Every ``python -m <module> ...`` command of the README's code blocks, continuation lines joined."""
+    import re
+    import shlex
+
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(command, comments=True)
+            if words[:3] == ["python", "-m", module]:
+                commands.append(words[3:])
+    return commands
+
+
+@pytest.mark.parametrize(
+    ("module", "config"),
+    [
+        ("src.train", "train"),
+        ("src.evaluate", "evaluate"),
+        ("src.migr.build", "build"),
+        ("src.pipeline", "pipeline"),
+    ],
+)
+def test_every_readme_command_composes(module, config):
+    from tests.helpers import compose
+
+    commands = _readme_commands(module)
+    assert commands, f"the README shows no {module} command"
+    for words in commands:
+        cfg = compose(config, *words)
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        if module == "src.train" and any(w.startswith("experiment=paper_") for w in words):
+            assert cfg.stage.settings == "paper", words  # the 8-GPU recipe runs the paper's settings
+            assert cfg.stage.optim.lr == (PAPER_SFT if cfg.stage.name == "sft" else PAPER_GRPO)["lr"], words

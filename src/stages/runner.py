@@ -27,6 +27,11 @@ from src.stages.run_folder import ResumableCSVLogger, TrimHistoryOnResume, open_
 log = logging.getLogger(__name__)
 
 MIGR_MANIFEST = "migr/sft_manifest.jsonl"
+# ``stage.settings``: which set of defaults a stage runs with (configs/stage/*.yaml vs configs/experiment/)
+SETTINGS = {
+    "demo": "the tiny model's defaults (configs/stage/{stage}.yaml, those the demo trains with)",
+    "paper": "the paper's (configs/experiment/paper_{stage}.yaml)",
+}
 
 
 def to_dict(node: Any) -> Any:
@@ -62,6 +67,33 @@ def resolve_manifest(cfg: DictConfig) -> str:
         log.info("stage.train_manifest=auto: no MIGR build at %s; training on %s", built, cfg.data.manifest)
         return str(cfg.data.manifest)
     return str(value) if value else str(cfg.data.manifest)
+
+
+def log_settings(cfg: DictConfig) -> str:
+    """Say which set of stage defaults this run uses (``stage.settings``) and its main values; returns the line.
+
+    The stage defaults are the tiny model's, which learn from scratch at lr 1e-3; a released checkpoint trained
+    with them would be wrecked, so a non-tiny preset with the demo's settings gets a warning naming the overlay.
+    """
+    stage = cfg.stage
+    name = str(stage.get("settings", "unnamed"))
+    source = SETTINGS.get(name, "set by hand").format(stage=stage.name)
+    batch = stage.get("batch_size") or cfg.data.batch_size
+    line = (
+        f"stage settings: {name}, {source}: lr {stage.optim.lr}, weight_decay {stage.optim.weight_decay}, "
+        f"warmup_ratio {stage.optim.warmup_ratio}, max_epochs {stage.max_epochs}, max_steps {stage.max_steps}, "
+        f"batch {batch} per device"
+    )
+    log.info(line)
+    if name == "demo" and cfg.model.preset != "tiny":
+        paper = f" (experiment=paper_{stage.name})" if stage.name in ("sft", "grpo") else ""
+        log.warning(
+            "stage.settings=demo are the tiny model's settings (trained from scratch) but model.preset=%s: "
+            "a released checkpoint trains with the paper's settings%s",
+            cfg.model.preset,
+            paper,
+        )
+    return line
 
 
 def data_config(cfg: DictConfig, manifest: str) -> DataConfig:
@@ -219,7 +251,9 @@ def build_trainer(cfg: DictConfig, *, extra_callbacks: list[L.Callback] | None =
     callbacks: list[L.Callback] = [
         checkpoint,
         TrimHistoryOnResume(cfg.run_dir),
-        ExportOnTrainEnd(cfg.export_dir, extra={"stage": cfg.stage.name}),
+        ExportOnTrainEnd(
+            cfg.export_dir, extra={"stage": cfg.stage.name, "settings": cfg.stage.get("settings", "unnamed")}
+        ),
         *(extra_callbacks or []),
         *(instantiate(spec) for spec in (cfg.get("callbacks") or {}).values()),
     ]
@@ -264,6 +298,7 @@ def run_stage(cfg: DictConfig) -> Path:
     (checked: an export is never reported that was not written).
     """
     check_numbers(cfg)  # every numeric setting in range before anything is built
+    log_settings(cfg)
     L.seed_everything(int(cfg.seed), workers=True)
     os.makedirs(cfg.run_dir, exist_ok=True)
     lock, ckpt_path = open_run_folder(cfg)
