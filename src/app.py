@@ -260,8 +260,10 @@ def build_blocks(app: ExplainApp):
                 with gr.Column():
                     slots += [
                         gr.HTML(elem_id=f"result-{k}"),
-                        gr.Plot(label="Modality Importance", elem_id=f"mi-{k}"),
-                        gr.Plot(label="Attention over generated tokens", elem_id=f"attention-{k}"),
+                        gr.Plot(label="Modality Importance", show_label=False, elem_id=f"mi-{k}"),
+                        gr.Plot(
+                            label="Attention over generated tokens", show_label=False, elem_id=f"attention-{k}"
+                        ),
                     ]
         button.click(app.run, inputs=[example, upload, model_a, model_b], outputs=[status, *slots])
     return blocks
