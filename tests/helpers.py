@@ -122,21 +122,34 @@ SCRIPT = (
 def scripted_export(folder: Path, script: str = SCRIPT) -> Path:
     """A tiny model folder whose greedy output is ``script`` whatever it is shown (an independent, known answer).
 
+    See :func:`scripted_model`; saved as our export.
+    """
+    from src.models.checkpoint import save_model
+
+    model, tokenizer = scripted_model(script)
+    return save_model(model, tokenizer, tokenizer, folder)
+
+
+def scripted_model(script: str = SCRIPT, **overrides):
+    """A tiny model (and its tokenizer) whose greedy output is ``script`` whatever it is shown.
+
     Every transformer block's output projections are zero, so the last position's hidden state is the (normed)
     embedding of the last token, and the untied LM head maps each token of the script to the next one (the
     prompt's last token to the first). The script's tokens must be distinct; the media still pass through the
-    towers, projectors and attention (attention shares are real, only the text is fixed).
+    towers, projectors and attention (attention shares are real, only the text is fixed). ``overrides`` are
+    tiny-preset overrides (e.g. a released layout's, :func:`tests.fixtures.released.layout_overrides`); the LM
+    head is always untied.
     """
     import torch
 
-    from src.models.checkpoint import save_model
     from src.models.omni import OmniModel
     from src.models.presets import get_preset
     from src.models.tokenizer import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(0)
-    model = OmniModel.from_tokenizer(get_preset("tiny", llm={"tie_word_embeddings": False}), tokenizer)
+    llm = {**overrides.pop("llm", {}), "tie_word_embeddings": False}
+    model = OmniModel.from_tokenizer(get_preset("tiny", llm=llm, **overrides), tokenizer)
     chain = [tokenizer.encode("\n", add_special_tokens=False)[-1]]
     chain += [*tokenizer.encode(script, add_special_tokens=False), tokenizer.eos_token_id]
     if len(set(chain)) != len(chain):
@@ -152,7 +165,7 @@ def scripted_export(folder: Path, script: str = SCRIPT) -> Path:
         for current, following in itertools.pairwise(chain):
             direction = embeddings[current] / embeddings[current].pow(2).mean().sqrt()
             lm.lm_head.weight[following] += 10.0 * direction / direction.norm()
-    return save_model(model, tokenizer, tokenizer, folder)
+    return model.eval(), tokenizer
 
 
 def eos_biased(llm, eos_token_id: int, bias: float):

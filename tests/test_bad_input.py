@@ -19,7 +19,7 @@ import pytest
 
 from src.data.manifest import ManifestError
 from src.data.media import MediaError
-from tests.data.conftest import grey_clip
+from tests.fixtures.media import grey_clip
 from tests.helpers import compose, compose_train, corpus_overrides
 
 pytestmark = pytest.mark.slow

@@ -148,6 +148,26 @@ class OmniCollator:
         self.pad_id = tokenizer.pad_token_id
         self._prompt_cache: dict[str, list[int]] = {}
 
+    @classmethod
+    def for_model(
+        cls,
+        model: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        gate_tokenizer: PreTrainedTokenizerBase,
+        **options: Any,
+    ) -> OmniCollator:
+        """A collator with ``model``'s media token counts and placeholder wrapping (``model``: an OmniModel);
+        ``options``: ``padding_side``, ``max_length``."""
+        counts = model.token_counts()
+        return cls(
+            tokenizer,
+            gate_tokenizer,
+            num_video_tokens=counts["video"],
+            num_audio_tokens=counts["audio"],
+            wrap_media=model.config.wrap_media_tokens,
+            **options,
+        )
+
     def prompt_ids(self, prompt: str) -> list[int]:
         """Token ids of a prompt with placeholders expanded (cached: prompts repeat across a data set)."""
         cached = self._prompt_cache.get(prompt)

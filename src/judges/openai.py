@@ -107,7 +107,17 @@ class OpenAIJudge:
     def classify(self, sentences: Sequence[str], labels: Sequence[str]) -> list[str | None]:
         """Ask the endpoint about each sentence (cached answers are reused, new ones cached at once)."""
         labels = check_labels(labels)
-        prompts = [self.prompt(sentence, labels) for sentence in sentences]
+        replies = self.complete([self.prompt(sentence, labels) for sentence in sentences])
+        parsed = [parse_reply(reply, labels) for reply in replies]
+        self.stats["unparsed"] += parsed.count(None)
+        return parsed
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        """The endpoint's reply to each user message as given (cached ones reused, new ones cached at once).
+
+        The judge's own questions go through here; so do other requests to the same endpoint (the MIGR recipe's
+        reasoning writer, :class:`src.migr.recipe.EndpointSource`).
+        """
         replies: dict[str, str] = {}
         for prompt in dict.fromkeys(prompts):
             cached = self.cache.get(self.model, prompt)
@@ -117,9 +127,7 @@ class OpenAIJudge:
         missing = [prompt for prompt in dict.fromkeys(prompts) if prompt not in replies]
         if missing:
             replies.update(self._ask_all(missing))
-        parsed = [parse_reply(replies[prompt], labels) for prompt in prompts]
-        self.stats["unparsed"] += parsed.count(None)
-        return parsed
+        return [replies[prompt] for prompt in prompts]
 
     def _ask_all(self, prompts: list[str]) -> dict[str, str]:
         answers: dict[str, str] = {}

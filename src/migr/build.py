@@ -2,11 +2,21 @@
 
     python -m src.migr.build                                  # embedded default: runs/base/export, synthetic corpus
     python -m src.migr.build model_path=/ckpt/HumanOmni-7B data=dfew data.root=/data/DFEW
+    python -m src.migr.build model_path=/ckpt/HumanOmni-7B data=emer data.root=/data/EMER/emer.csv \
+        fau.mode=new_clips +data@recipe.candidates.dfew=dfew recipe.candidates.dfew.root=/data/DFEW \
+        recipe.candidates.dfew.au_dir=/data/DFEW/openface recipe.source=model recipe.model_path=/ckpt/ERV-7B
 
 Steps, each reported:
 
-1. **FAU-based emotion-consistent augmentation** (``fau.enabled``): training clips whose OpenFace AUs show
-   exactly their label are added again with FAU-consistent reasoning (ids suffixed ``#fau``).
+1. **FAU-based emotion-consistent augmentation** (``fau.enabled``), one of two modes:
+
+   * ``fau.mode=augment`` (the synthetic corpus, default): training clips whose OpenFace AUs show exactly their
+     label are added again with FAU-consistent reasoning (ids suffixed ``#fau``);
+   * ``fau.mode=new_clips`` (the paper, real data): *new* clips of the candidate datasets
+     (``recipe.candidates``, e.g. ``+data@recipe.candidates.dfew=dfew``) whose AUs at the peak frame match
+     their label get reasoning from ``recipe.source`` (template | model | endpoint), are kept when the judge
+     (``recipe.judge``) reads their label from it, and are merged with the data's (EMER) rows
+     (:mod:`src.migr.recipe`; ids ``<dataset>_<clip>``).
 2. **Modality Importance** of every clip (audio-only / visual-only / audio-visual predictions, batched
    ``score`` mode by default): ``importance_<dataset>.csv`` and the manifest annotated with
    ``extra["mi_dominant"]``, ``extra["mi"]`` (the manifest's own ``dominant`` field, the ground truth on the
@@ -47,6 +57,7 @@ from src.paths import printable
 log = logging.getLogger(__name__)
 
 DOMINANT_VALUES = ("audio", "visual", "both", "none")
+FAU_MODES = ("augment", "new_clips")
 OUTPUTS = ("sft_manifest.jsonl", "baseline_manifest.jsonl", "annotated_manifest.jsonl", "build.json", "report.md")
 
 
@@ -141,6 +152,15 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
     order_source = cfg.reorder.get("order_source", "mi")
     if order_source not in ("mi", "manifest"):
         raise ValueError(f"reorder.order_source={order_source!r}: expected mi or manifest")
+    mode = cfg.fau.get("mode", "augment")
+    if mode not in FAU_MODES:
+        raise ValueError(f"fau.mode={mode!r}: expected one of {', '.join(FAU_MODES)}")
+    if cfg.fau.enabled and mode == "new_clips" and not cfg.recipe.get("candidates"):
+        raise ValueError(
+            "fau.mode=new_clips needs candidate clips: recipe.candidates is empty; add a dataset, e.g. "
+            "+data@recipe.candidates.dfew=dfew recipe.candidates.dfew.root=/data/DFEW "
+            "recipe.candidates.dfew.au_dir=/data/DFEW/openface"
+        )
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = prepare_manifest(cfg.data)
@@ -168,17 +188,29 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"{manifest}: no usable clip in splits {sorted(splits)} (cfg.splits)")
     dataset = usable[0].dataset
 
-    # 1. FAU-consistent augmentation of the training clips
+    # 1. FAU: copies of the training clips (augment) or new clips of the candidate datasets (new_clips)
     train = [s for s in usable if s.split == "train"]
-    fau_summary: dict[str, Any] = {"enabled": bool(cfg.fau.enabled)}
+    options = {
+        k: v
+        for k, v in OmegaConf.to_container(cfg.fau, resolve=True).items()
+        if k not in ("enabled", "mode") and not (k == "method" and v is None)
+    }
+    fau_summary: dict[str, Any] = {"enabled": bool(cfg.fau.enabled), "mode": mode}
     augmented: list[Sample] = []
-    if cfg.fau.enabled:
-        options = {k: v for k, v in OmegaConf.to_container(cfg.fau, resolve=True).items() if k != "enabled"}
+    new: list[Sample] = []
+    recipe_summary: dict[str, Any] | None = None
+    if cfg.fau.enabled and mode == "augment":
         result = fau_filter(train, dataset=dataset, **options)
         augmented = [replace(s, id=f"{s.id}#fau", extra={**s.extra, "source_id": s.id}) for s in result.kept]
         fau_summary.update(kept=len(result.kept), rejected=len(result.rejected), table=result.format_table())
         log.info(
             "FAU filter: %d of %d training clips kept\n%s", len(result.kept), len(train), result.format_table()
+        )
+    elif cfg.fau.enabled:
+        options.pop("think", None)  # the generated reasoning is the think line
+        new, recipe_summary = _new_clips(cfg, train, options, loaded, loader)
+        fau_summary.update(
+            kept=recipe_summary["counts"]["fau_kept"], rejected=recipe_summary["counts"]["fau_rejected"]
         )
 
     # 2. Modality Importance of every clip
@@ -194,12 +226,16 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
         max_new_tokens=int(cfg.importance.max_new_tokens),
     )
     mi_started = time.perf_counter()
-    results = estimator.estimate(usable, mode=cfg.importance.mode)
+    results: list[ClipImportance] = []
+    clips = [*usable, *new]
+    for name in dict.fromkeys(s.dataset for s in clips):  # one label set per MI batch
+        part = estimator.estimate([s for s in clips if s.dataset == name], mode=cfg.importance.mode)
+        write_importance_csv(part, out / f"importance_{name}.csv", labels_for(name))
+        results += part
     mi_seconds = time.perf_counter() - mi_started
     if feature_cache is not None:
         feature_cache.log_summary("end of Modality Importance")
     by_id = {r.sample_id: r for r in results}
-    write_importance_csv(results, out / f"importance_{dataset}.csv", labels_for(dataset))
 
     def annotate(sample: Sample) -> Sample:
         clip = by_id[sample.extra.get("source_id", sample.id)]
@@ -209,7 +245,7 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
     write_manifest(annotated, out / "annotated_manifest.jsonl")
 
     # 3. Reordering (MIGR arm) and the fixed visual-first order (baseline arm) of the same training samples
-    train_rows = [annotate(s) for s in (*train, *augmented)]
+    train_rows = [annotate(s) for s in (*train, *augmented, *new)]
     # the oracle order reads the manifest's ground truth; a row without one is excluded and listed (no_dominant)
     order_by_id = {s.id: s.extra["mi_dominant"] if order_source == "mi" else s.dominant for s in train_rows}
     migr = reorder_all(train_rows, order_by_id, both=cfg.reorder.both, partial=cfg.reorder.partial)
@@ -237,6 +273,8 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
         "mi_vs_truth": confusion,
         "mi_vs_truth_test": test_confusion,
         "fau": {k: v for k, v in fau_summary.items() if k != "table"},
+        "recipe": recipe_summary,
+        "train_rows": len(train_rows),
         "order_source": order_source,
         "reorder": migr.counts,
         "reorder_issues": len(migr.issues),
@@ -244,13 +282,91 @@ def _build(cfg: DictConfig) -> dict[str, Any]:
         "mi_seconds": mi_seconds,
         "seconds": time.perf_counter() - started,
     }
-    atomic.write_text(out / "report.md", _report(summary, fau_summary, migr, confusion, test_confusion))
+    atomic.write_text(
+        out / "report.md", _report(summary, fau_summary, migr, confusion, test_confusion, recipe_summary)
+    )
     atomic.write_text(out / "build.json", json.dumps(summary, indent=1))
     log.info("MIGR build written to %s", out)
     return summary
 
 
-def _report(summary, fau_summary, migr, confusion, test_confusion) -> str:
+def _new_clips(
+    cfg: DictConfig, emer: list[Sample], fau: dict[str, Any], loaded, loader: MediaLoader
+) -> tuple[list[Sample], dict[str, Any]]:
+    """``fau.mode=new_clips``: the candidate datasets' new clips with checked reasoning (:mod:`src.migr.recipe`).
+
+    Returns the new training rows (ids ``<dataset>_<clip>``, media checked with the build's loader) and the
+    summary written to ``build.json`` (``recipe``: the count of each step, source, judge, table).
+    """
+    from src.judges.factory import build_judge
+    from src.migr.recipe import select_new_clips
+
+    recipe = cfg.recipe
+    candidates: list[Sample] = []
+    for name, data in recipe.candidates.items():
+        manifest = prepare_manifest(data)
+        rows = [s for s in read_manifest(manifest, check_media=False) if s.split == "train"]
+        if not rows:
+            raise ValueError(f"recipe.candidates.{name}: {manifest} has no train rows")
+        candidates += rows
+    source = _reasoning_source(cfg, loaded, loader)
+    judge = build_judge(recipe.judge)
+    selection = select_new_clips(emer, candidates, source=source, judge=judge, fau=fau)
+    counts = dict(selection.counts)
+    new: list[Sample] = []
+    for sample in selection.new:
+        if loader.load(sample).skip is not None:  # on_error=skip; "raise" has raised
+            counts["media_skipped"] += 1
+            continue
+        extra = {**sample.extra, "clip_id": sample.id}
+        new.append(replace(sample, id=f"{sample.dataset}_{sample.id}", split="train", extra=extra))
+    counts["new"], counts["merged"] = len(new), len(emer) + len(new)
+    table = "\n".join(f"{name:<17} {value}" for name, value in counts.items())
+    summary = {"source": source.name, "judge": judge.name, "counts": counts, "table": table}
+    summary["rejected"] = [list(item) for item in selection.rejected]
+    return new, summary
+
+
+def _reasoning_source(cfg: DictConfig, loaded, loader: MediaLoader):
+    """The ``recipe.source`` writer: template, a model folder (default: the build's model), an endpoint."""
+    from src.migr.recipe import SOURCES, EndpointSource, ModelSource, TemplateSource
+
+    recipe = cfg.recipe
+    name = recipe.source
+    if name not in SOURCES:
+        raise ValueError(f"recipe.source={name!r}: expected one of {', '.join(SOURCES)}")
+    if name == "template":
+        return TemplateSource()
+    if name == "endpoint":
+        from src.judges.openai import OpenAIJudge
+
+        options = OmegaConf.to_container(recipe.endpoint, resolve=True)
+        prompt = options.pop("prompt", None)
+        client = OpenAIJudge(**options)
+        return EndpointSource(client, prompt) if prompt else EndpointSource(client)
+    if recipe.get("model_path"):
+        from src.models.checkpoint import load_model, resolve_model_folder
+
+        loaded = load_model(resolve_model_folder(recipe.model_path, cfg.runs_dir, default_stage="sft"))
+        loader = MediaLoader.for_model(
+            loaded.model.config,
+            cache_dir=cfg.data.get("cache_dir"),
+            on_error=loader.on_error,
+            short_clip=cfg.data.get("short_clip", "repeat"),
+        )
+    return ModelSource(
+        loaded.model,
+        loaded.tokenizer,
+        loaded.gate_tokenizer,
+        loader,
+        batch_size=int(recipe.batch_size),
+        max_new_tokens=int(recipe.max_new_tokens),
+        temperature=float(recipe.temperature),
+        seed=int(cfg.get("seed", 0)),
+    )
+
+
+def _report(summary, fau_summary, migr, confusion, test_confusion, recipe_summary) -> str:
     acc = summary["accuracy_by_condition"]
     lines = [
         "# MIGR data construction",
@@ -269,8 +385,18 @@ def _report(summary, fau_summary, migr, confusion, test_confusion) -> str:
     ]
     if summary.get("media_report"):
         lines += ["## Media problems", "", "```", summary["media_report"], "```", ""]
-    if fau_summary.get("enabled"):
+    if fau_summary.get("enabled") and recipe_summary is None:
         lines += ["## FAU filter (training clips)", "", "```", fau_summary.get("table", ""), "```", ""]
+    if recipe_summary is not None:
+        lines += [
+            f"## New training clips (FAU peak frame, {recipe_summary['source']} reasoning, "
+            f"{recipe_summary['judge']} judge)",
+            "",
+            "```",
+            recipe_summary["table"],
+            "```",
+            "",
+        ]
     source = "the manifest's own dominant modality" if summary["order_source"] == "manifest" else "MI"
     lines += [f"## Reordering (training samples, order by {source})", "", "```", migr.format_table(), "```", ""]
     if confusion is not None:

@@ -128,15 +128,7 @@ class ImportanceEstimator:
         self.both_right, self.both_wrong = both_right, both_wrong
         self.max_new_tokens = max_new_tokens
         self.instruction = instruction_for(task)
-        counts = model.token_counts()
-        self.collator = OmniCollator(
-            tokenizer,
-            gate_tokenizer,
-            num_video_tokens=counts["video"],
-            num_audio_tokens=counts["audio"],
-            padding_side="left",
-            wrap_media=model.config.wrap_media_tokens,
-        )
+        self.collator = OmniCollator.for_model(model, tokenizer, gate_tokenizer, padding_side="left")
 
     # ---- batching ------------------------------------------------------------------------------------------
     def _rows(self, samples: Sequence[Sample]) -> tuple[Tensor, Tensor, MediaInputs]:

@@ -4,6 +4,7 @@ strategy, loggers, callbacks. ``src/train.py`` stays a short entry point; everyt
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import fields
@@ -15,6 +16,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from src import atomic
 from src.config_check import check_numbers
 from src.data.datamodule import DataConfig, EmotionDataModule
 from src.data.sources import prepare_manifest
@@ -290,6 +292,17 @@ def build_trainer(cfg: DictConfig, *, extra_callbacks: list[L.Callback] | None =
     )
 
 
+def write_data_record(cfg: DictConfig, datamodule: EmotionDataModule) -> None:
+    """``<run_dir>/data.json``: the manifest the run trained on and its usable rows per split (GRPO: prompts)."""
+    record = {
+        "stage": str(cfg.stage.name),
+        "manifest": str(datamodule.cfg.manifest),
+        "rows": {split: len(samples) for split, samples in datamodule.splits.items()},
+        "skipped": len(datamodule.media.report),
+    }
+    atomic.write_text(Path(cfg.run_dir) / "data.json", json.dumps(record, indent=1))
+
+
 def run_stage(cfg: DictConfig) -> Path:
     """Fit one stage as ``cfg`` says and return its export folder.
 
@@ -311,6 +324,8 @@ def run_stage(cfg: DictConfig) -> Path:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         if datamodule.media.report:
             log.warning("media problems during this run:\n%s", datamodule.media.report.summary())
+        if trainer.global_rank == 0:
+            write_data_record(cfg, datamodule)
         if trainer.global_rank == 0 and exported_step(cfg.export_dir) != trainer.global_step:
             raise RuntimeError(
                 f"the run ended at step {trainer.global_step} but {cfg.export_dir} holds no export of that step "

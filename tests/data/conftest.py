@@ -5,35 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from src.data.synth import ensure_corpus
-from src.data.synth.mp4 import write_mp4
+from tests.fixtures.media import grey_clip
 
 TINY_CORPUS_SIZE = 14  # two clips per emotion: every split non-empty
-
-
-def grey_clip(
-    path: Path,
-    *,
-    frames: int = 16,
-    height: int = 32,
-    width: int = 32,
-    fps: int = 8,
-    audio_seconds: float | None = 1.0,
-    sample_rate: int = 16000,
-) -> Path:
-    """An mp4 whose frame ``i`` is flat grey ``10 + 15 * i`` (so tests can tell which frames were read)."""
-    levels = (10 + 15 * np.arange(frames)).clip(0, 255).astype(np.uint8)
-    video = np.broadcast_to(levels[:, None, None, None], (frames, height, width, 3)).copy()
-    audio = None
-    if audio_seconds is not None:
-        time = np.arange(int(audio_seconds * sample_rate)) / sample_rate
-        audio = (0.3 * np.sin(2 * np.pi * 220 * time)).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_mp4(path, video, fps=fps, audio=audio, sample_rate=sample_rate)
-    return path
 
 
 @pytest.fixture

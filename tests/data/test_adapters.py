@@ -5,10 +5,22 @@ from pathlib import Path
 
 import pytest
 
-from src.data.adapters import AdapterError, convert, convert_dfew, convert_emer, convert_mafw, dfew_samples
+from src.data.adapters import (
+    AdapterError,
+    convert,
+    convert_dfew,
+    convert_emer,
+    convert_mafw,
+    dfew_samples,
+    emer_samples,
+    mafw_samples,
+)
 from src.data.adapters.__main__ import main as adapters_cli
 from src.data.manifest import Reasoning, read_manifest
-from tests.data.conftest import grey_clip
+from src.data.openface import read_openface_csv
+from tests.fixtures.media import grey_clip
+from tests.fixtures.openface import row, write_csv
+from tests.fixtures.recipe import DFEW_TEST, DFEW_TRAIN, EMER_ROWS, write_dfew, write_emer
 
 
 def _clips(folder: Path, names: list[str]) -> None:
@@ -166,6 +178,16 @@ def test_mafw_round_trip_with_label_normalisation(mafw_root: Path, tmp_path: Pat
     assert "label_raw" not in samples[0].extra
 
 
+def test_mafw_au_dir_attaches_openface_csvs(mafw_root: Path) -> None:
+    aus = mafw_root / "openface"
+    aus.mkdir()
+    write_csv(aus / "00026.csv", [row(1, AU20=1.5)])
+    samples = {s.id: s for s in mafw_samples(mafw_root, au_dir=aus)[0]}
+    assert {i: s.au_csv for i, s in samples.items() if s.au_csv} == {"00026": (aus / "00026.csv").resolve()}
+    with pytest.raises(AdapterError, match=r"MAFW au_dir \(the folder of OpenFace csvs\) not found: .*nowhere"):
+        mafw_samples(mafw_root, au_dir=mafw_root / "nowhere")
+
+
 def test_mafw_bad_lines(mafw_root: Path) -> None:
     train = mafw_root / "Train & Test Set" / "single" / "no_caption" / "set_1" / "train.txt"
     train.write_text("00025.mp4 anger\n00026.mp4\n00028.mp4 bored\n")
@@ -258,3 +280,33 @@ def test_cli(dfew_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert len(read_manifest(out)) == 4
     assert adapters_cli(["mafw", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "error: cannot find the MAFW clip folder" in capsys.readouterr().err
+
+
+# --- the paper recipe's fixtures (tests/fixtures/recipe.py) through the real adapters -----------------------
+
+
+def test_the_recipe_fixtures_load_through_the_adapters(tmp_path: Path) -> None:
+    dfew = write_dfew(tmp_path)
+    samples, skipped = dfew_samples(dfew, fold=1, au_dir=dfew / "openface")
+    assert skipped == []
+    names = ("happy", "sad", "neutral", "angry")  # DFEW ids 1..4
+    expected = {
+        f"{number:05d}": (names[label - 1], split, frames is not None)
+        for split, rows in (("train", DFEW_TRAIN), ("test", DFEW_TEST))
+        for number, label, frames in rows
+    }
+    assert {s.id: (s.label, s.split, s.au_csv is not None) for s in samples} == expected
+    for sample in samples:
+        if sample.au_csv is not None:  # OpenFace's layout, read by the FAU filter's reader: 5 valid frames
+            assert len(read_openface_csv(sample.au_csv).frame) == 5
+    emer, skipped = emer_samples(write_emer(tmp_path))
+    assert skipped == []
+    assert [(s.id, s.label, s.reasoning) for s in emer] == [
+        (name, label, Reasoning(visual, audio, think)) for name, label, visual, audio, think in EMER_ROWS
+    ]
+    assert all(s.video is not None and s.video.is_file() for s in emer)
+
+
+def test_dfew_au_dir_must_exist(dfew_root: Path) -> None:
+    with pytest.raises(AdapterError, match=r"DFEW au_dir \(the folder of OpenFace csvs\) not found"):
+        dfew_samples(dfew_root, au_dir=dfew_root / "openface")

@@ -101,7 +101,7 @@ def test_the_oracle_build_orders_by_the_true_dominant_modality_and_can_leave_out
         opened.setdefault(source, set()).add(sample.extra["first_modality"])
     expected = {"audio": {"audio"}, "visual": {"visual"}, "both": {"audio", "visual"}}  # both: both orders
     assert {source: expected[truth[source]] for source in opened} == opened
-    assert summary["order_source"] == "manifest" and summary["fau"] == {"enabled": False}
+    assert summary["order_source"] == "manifest" and summary["fau"] == {"enabled": False, "mode": "augment"}
     assert "order by the manifest's own dominant modality" in (tmp_path / "report.md").read_text()
     with pytest.raises(ValueError, match=r"reorder\.order_source='truth'"):
         build(
@@ -145,3 +145,13 @@ def test_a_second_build_into_a_held_folder_fails_naming_the_holder(tmp_path, sta
         ),
     ):
         build(cfg)
+
+
+def test_new_clips_mode_needs_candidates_and_a_known_mode(tmp_path):
+    common = ("data=emer", f"data.root={tmp_path / 'none.csv'}", f"out_dir={tmp_path / 'out'}")
+    with pytest.raises(
+        ValueError, match=r"fau\.mode=new_clips needs candidate clips: recipe\.candidates is empty"
+    ):
+        build(_compose_build(*common, "fau.mode=new_clips"))
+    with pytest.raises(ValueError, match=r"fau\.mode='new': expected one of augment, new_clips"):
+        build(_compose_build(*common, "fau.mode=new"))

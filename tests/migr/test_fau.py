@@ -31,28 +31,7 @@ from src.migr.fau import (
     read_openface_csv,
     table_label,
 )
-
-HEADER = [
-    "frame", "face_id", "timestamp", "confidence", "success",
-    *(f"{au}_r" for au in OPENFACE_INTENSITY_AUS), *(f"{au}_c" for au in OPENFACE_PRESENCE_AUS),
-]  # fmt: skip
-
-
-def row(frame: int, success: int = 1, **aus: float) -> list[str]:
-    """One OpenFace row: each given AU at that intensity and present (AU28: presence only); the rest 0."""
-    cells = {"frame": str(frame), "face_id": "0", "timestamp": f"{frame / 25:.3f}", "confidence": "0.98"}
-    cells["success"] = str(success)
-    for au, value in aus.items():
-        if au in OPENFACE_INTENSITY_AUS:
-            cells[f"{au}_r"] = f"{value:.2f}"
-        cells[f"{au}_c"] = "1" if value > 0 else "0"
-    return [cells.get(name, "0") for name in HEADER]
-
-
-def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
-    """OpenFace's layout: ", " between cells, so header names carry a leading space."""
-    path.write_text("\n".join(", ".join(cells) for cells in [header, *rows]) + "\n", encoding="utf-8")
-    return path
+from tests.fixtures.openface import HEADER, row, write_csv
 
 
 def summary(**aus: float) -> AUSummary:

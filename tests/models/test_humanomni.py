@@ -1,10 +1,5 @@
-"""Released HumanOmni-family checkpoints: each layout written here in exactly the released form, loaded strictly.
-
-The writer builds the key names from the modules HumanOmni saves (``model.*`` Qwen2, ``model.mm_projector.*``,
-SigLIP under ``model.vision_tower.vision_tower.vision_model.*``, HF's ``WhisperForAudioClassification`` under
-``model.audio_tower.audio_tower.*``, ...), independently of the loader's mapping table. Tower shapes come from
-tower folders holding only a ``config.json``, as at the ``mm_*_tower`` paths of a user's machine.
-"""
+"""Released HumanOmni-family checkpoints: each layout written in exactly the released form
+(:mod:`tests.fixtures.released`), loaded strictly."""
 
 from __future__ import annotations
 
@@ -13,34 +8,16 @@ import logging
 
 import pytest
 import torch
-from transformers import BertConfig, SiglipVisionConfig, WhisperConfig, WhisperForAudioClassification
+from transformers import SiglipVisionConfig
 
 from src.data.collate import OmniCollator
 from src.models.checkpoint import CheckpointError, load_model, write_safetensors
 from src.models.humanomni import load_humanomni
 from src.models.omni import OmniModel
 from src.models.presets import get_preset
+from tests.fixtures.released import AUDIO_PREFIX, LAYOUTS, source_model, write_release
 from tests.models.conftest import make_examples
 
-RELEASED_PREFIX = {
-    "llm.model.": "model.",
-    "llm.lm_head.": "lm_head.",
-    "mm_projector.": "model.mm_projector.",
-    "audio_projector.": "model.audio_projector.",
-    "bert_model.": "model.bert_model.",
-    "bert_gate.": "model.bert_gate.",
-    "feature_compressor.": "model.feature_compressor.",
-    "vision_tower.": "model.vision_tower.vision_tower.vision_model.",
-}
-AUDIO_PREFIX = "model.audio_tower.audio_tower."
-
-# Each released layout: which projector, tied embeddings, compressor keys stored, towers stored.
-LAYOUTS = {
-    "R1-Omni-0.5B": {"projector": "all_in_one_small", "tied": True, "compressor": False, "towers": True},
-    "HumanOmni-0.5B": {"projector": "all_in_one_small", "tied": True, "compressor": True, "towers": True},
-    "ERV-7B": {"projector": "all_in_one", "tied": False, "compressor": False, "towers": True},
-    "EMER-SFT-0.5B": {"projector": "all_in_one_small", "tied": True, "compressor": False, "towers": False},
-}
 # The key groups (first two name parts) each layout stores: the released key lists, pinned.
 COMMON_GROUPS = {
     "model.audio_projector",
@@ -78,70 +55,6 @@ COMPRESSOR_KEYS = [
 AUDIO_HEAD_KEYS = [
     AUDIO_PREFIX + k for k in ("classifier.bias", "classifier.weight", "projector.bias", "projector.weight")
 ]
-
-
-def source_model(tokenizer, layout: str) -> OmniModel:
-    """A tiny model in ``layout``'s architecture (the 3584-wide gate is hard-coded in HumanOmni)."""
-    spec = LAYOUTS[layout]
-    overrides = {"gate_hidden_size": 3584, "projector_type": spec["projector"]}
-    overrides["video_compressor"] = "slow_fast" if spec["compressor"] else "none"
-    overrides["llm"] = {"tie_word_embeddings": spec["tied"], "rope_theta": 1000000.0}
-    if spec["projector"] == "all_in_one":  # the 7B sampler pads its 27 patches to 14 per side: 3 -> 2 here
-        overrides["vision"] = {"image_size": 48}
-    torch.manual_seed(3)
-    return OmniModel.from_tokenizer(get_preset("tiny", **overrides), tokenizer).eval()
-
-
-def _audio_tower_state(model: OmniModel) -> dict[str, torch.Tensor]:
-    """The Whisper tower as HumanOmni saves it: a whole WhisperForAudioClassification (encoder + head)."""
-    classifier = WhisperForAudioClassification(model.audio_tower.config)
-    classifier.encoder.load_state_dict(model.audio_tower.state_dict())
-    return {AUDIO_PREFIX + k: v for k, v in classifier.state_dict().items()}
-
-
-def write_release(model: OmniModel, tokenizer, folder, layout: str) -> dict[str, torch.Tensor]:
-    """``model`` saved as the released ``layout`` (config.json, sharded safetensors, tokenizer, bert/, towers)."""
-    spec = LAYOUTS[layout]
-    folder.mkdir(parents=True)
-    towers = folder.parent / f"{folder.name}-towers"
-    SiglipVisionConfig(**model.config.vision).save_pretrained(towers / "siglip")
-    WhisperConfig(**model.config.audio).save_pretrained(towers / "whisper")
-    config = {
-        "model_type": "HumanOmni_qwen2",
-        "architectures": ["HumanOmniQwen2ForCausalLM"],
-        "mm_vision_tower": str(towers / "siglip"),
-        "mm_audio_tower": str(towers / "whisper"),
-        "mm_hidden_size": model.config.vision["hidden_size"],
-        "audio_hidden_size": model.config.audio["d_model"],
-        "mm_projector_type": spec["projector"],
-        "mm_audio_projector_type": "mlp2x_gelu",
-        "mm_vision_select_layer": -2,
-        "mm_use_x_start_end": True,
-        "num_frames": 8,
-        "image_aspect_ratio": "pad",
-        **model.config.llm,  # Qwen2 fields at the top level, as HumanOmni's config.json has them
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    state = {}
-    for key, value in model.state_dict().items():
-        if key == "llm.lm_head.weight" and spec["tied"]:
-            continue
-        for ours, theirs in RELEASED_PREFIX.items():
-            if key.startswith(ours) and (spec["towers"] or ours != "vision_tower."):
-                state[theirs + key[len(ours) :]] = value.contiguous()
-    audio = _audio_tower_state(model)
-    if spec["towers"]:
-        state.update(audio)
-        state["model.bert_model.embeddings.position_ids"] = torch.arange(8)[None]  # an old-style stored buffer
-    else:  # EMER-SFT-style: the towers come from their folders (SigLIP as HF saves a SiglipModel)
-        siglip = {"vision_model." + k: v.contiguous() for k, v in model.vision_tower.state_dict().items()}
-        write_safetensors(siglip, towers / "siglip")
-        write_safetensors({k[len(AUDIO_PREFIX) :]: v for k, v in audio.items()}, towers / "whisper")
-    write_safetensors(state, folder, max_shard_bytes=1_500_000)  # several shards + index, as released
-    tokenizer.save_pretrained(folder)
-    tokenizer.save_pretrained(folder / "bert")
-    BertConfig(**model.config.text_encoder).save_pretrained(folder / "bert")
-    return state
 
 
 def _groups(keys) -> set[str]:

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the val split")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or count")
     parser.add_argument("--min-secondary-votes", type=int, default=1, help="dfew: votes for a secondary label")
+    parser.add_argument("--au-dir", help="dfew, mafw: folder of OpenFace csvs named after the clips")
     parser.add_argument("--labels-csv", help="emer: name,label file when the reason csv has no label column")
     parser.add_argument("--audio-dir", help="emer: folder of separate <name>.wav files")
     args = parser.parse_args(argv)
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clips_dir:
         options["clips_dir"] = args.clips_dir
     if args.dataset in ("dfew", "mafw"):
-        options["fold"] = args.fold
+        options.update(fold=args.fold, au_dir=args.au_dir)
     if args.dataset == "dfew":
         options["min_secondary_votes"] = args.min_secondary_votes
     if args.dataset == "emer":

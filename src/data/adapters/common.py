@@ -89,6 +89,31 @@ def find_clip(clip_dir: Path, names: Iterable[str]) -> Path | None:
     return None
 
 
+def au_folder(au_dir: str | os.PathLike[str] | None, dataset: str) -> Path | None:
+    """The OpenFace csv folder of an adapter's ``au_dir`` option (None: not given); a missing folder is an error."""
+    if au_dir is None:
+        return None
+    folder = Path(au_dir)
+    if not folder.is_dir():
+        raise AdapterError(f"{dataset} au_dir (the folder of OpenFace csvs) not found: {folder}")
+    return folder
+
+
+def find_au_csv(au_dir: Path | None, names: Iterable[str]) -> Path | None:
+    """The OpenFace csv of a clip: the first ``au_dir/<name>.csv`` that exists (None: no ``au_dir``, or none).
+
+    OpenFace's ``FeatureExtraction -f clip/00001.mp4 -out_dir AU`` writes ``AU/00001.csv``; a clip without one is
+    not an error here (the FAU filter counts it as ``no_au_file``).
+    """
+    if au_dir is None:
+        return None
+    for name in names:
+        candidate = au_dir / f"{Path(name).stem}.csv"
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
 def read_csv_rows(path: Path, *, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """(line number, stripped cells) of each non-blank row of a UTF-8 (BOM tolerated) csv file."""
     with path.open(encoding="utf-8-sig", newline="") as handle:

@@ -11,6 +11,8 @@ Recognised layouts (the first that exists wins):
   ``vote_happy .. vote_fear, clip_name, annotation``. When present, every other emotion with at least
   ``min_secondary_votes`` votes becomes a secondary label (most votes first) and the votes are kept in the
   manifest's ``votes`` field: the evaluation's Surprise/Fear analysis reads them.
+- action units (optional, ``au_dir``): OpenFace 2 csvs ``<au_dir>/00001.csv`` (DFEW ships none; run OpenFace's
+  ``FeatureExtraction`` on the clips). Each found file becomes the sample's ``au_csv`` (the FAU filter's input).
 
 Example:
     python -m src.data.adapters dfew /data/DFEW --fold 1 --out /data/DFEW/dfew_fold1.jsonl --val-fraction 0.1
@@ -27,7 +29,9 @@ from src.data.adapters.common import (
     ConversionReport,
     OnError,
     SkipLog,
+    au_folder,
     carve_val,
+    find_au_csv,
     find_clip,
     first_existing,
     read_csv_rows,
@@ -125,6 +129,7 @@ def dfew_samples(
     fold: int = 1,
     clips_dir: str | os.PathLike[str] | None = None,
     annotation: str | os.PathLike[str] | bool | None = True,
+    au_dir: str | os.PathLike[str] | None = None,
     min_secondary_votes: int = 1,
     val_fraction: float = 0.0,
     seed: int = 0,
@@ -138,6 +143,7 @@ def dfew_samples(
         clips_dir: the clip folder when it is not in a recognised place.
         annotation: the votes sheet; True looks in the recognised places (and goes on without when absent),
             False ignores votes.
+        au_dir: folder of OpenFace csvs named after the clips (``00001.csv``); None: no ``au_csv``.
         min_secondary_votes: votes an emotion needs to count as secondary.
         val_fraction: share of each label's training clips moved to a ``val`` split (seeded).
         on_error: "raise" stops at the first bad row; "skip" counts it (unknown label, missing clip, ...).
@@ -151,6 +157,7 @@ def dfew_samples(
     else:
         annotation_path = Path(annotation) if annotation else None
     votes = read_votes(annotation_path) if annotation_path is not None else {}
+    aus = au_folder(au_dir, "DFEW")
     log = SkipLog(on_error)
     samples: list[Sample] = []
     seen: dict[str, str] = {}
@@ -194,6 +201,7 @@ def dfew_samples(
                     video=clip.resolve(),
                     audio=None,
                     secondary_labels=_secondary(label, votes.get(key), min_secondary_votes),
+                    au_csv=find_au_csv(aus, dict.fromkeys([key, stem])),
                     extra=extra,
                 )
             )

@@ -6,6 +6,8 @@ Recognised layouts (the first that exists wins):
   ``split/single/no_caption/set_{k}/...``, ``single/no_caption/set_{k}/...`` or ``set_{k}/...`` directly under
   the root. Each line is ``<file name> <label>``, e.g. ``00025.mp4 anger``.
 - clips: ``data/clips/``, ``clips/``, ``data/video/`` or ``videos/``.
+- action units (optional, ``au_dir``): OpenFace 2 csvs ``<au_dir>/00025.csv``, one per clip (MAFW ships none),
+  each becoming the sample's ``au_csv`` (the FAU filter's input).
 
 Labels are the 11 MAFW classes; other spellings are normalised through :mod:`src.data.labels`
 ("anxious" -> anxiety, "happy" -> happiness, "helpless" -> helplessness) and the original spelling is kept
@@ -26,7 +28,9 @@ from src.data.adapters.common import (
     ConversionReport,
     OnError,
     SkipLog,
+    au_folder,
     carve_val,
+    find_au_csv,
     find_clip,
     first_existing,
     write_report,
@@ -60,6 +64,7 @@ def mafw_samples(
     *,
     fold: int = 1,
     clips_dir: str | os.PathLike[str] | None = None,
+    au_dir: str | os.PathLike[str] | None = None,
     val_fraction: float = 0.0,
     seed: int = 0,
     on_error: OnError = "raise",
@@ -70,6 +75,7 @@ def mafw_samples(
         root: the MAFW folder.
         fold: 1..5.
         clips_dir: the clip folder when it is not in a recognised place.
+        au_dir: folder of OpenFace csvs named after the clips (``00025.csv``); None: no ``au_csv``.
         val_fraction: share of each label's training clips moved to a ``val`` split (seeded).
         on_error: "raise" stops at the first bad line; "skip" counts it (unknown label, missing clip, ...).
     """
@@ -77,6 +83,7 @@ def mafw_samples(
     if not 1 <= fold <= NUM_FOLDS:
         raise AdapterError(f"MAFW has folds 1..{NUM_FOLDS}; got fold={fold}")
     clip_dir = Path(clips_dir) if clips_dir is not None else _clip_dir(root)
+    aus = au_folder(au_dir, "MAFW")
     log = SkipLog(on_error)
     samples: list[Sample] = []
     seen: dict[str, str] = {}
@@ -111,7 +118,14 @@ def mafw_samples(
                 extra["label_raw"] = raw_label
             samples.append(
                 Sample(
-                    id=key, label=label, dataset="mafw", split=split, video=clip.resolve(), audio=None, extra=extra
+                    id=key,
+                    label=label,
+                    dataset="mafw",
+                    split=split,
+                    video=clip.resolve(),
+                    audio=None,
+                    au_csv=find_au_csv(aus, dict.fromkeys([key, name])),
+                    extra=extra,
                 )
             )
     return carve_val(samples, val_fraction, seed), log.skipped
