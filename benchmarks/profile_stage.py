@@ -29,6 +29,12 @@ no weights are allocated), and the towers' share of an SFT step and of a GRPO st
 
     python benchmarks/profile_stage.py [--threads 1] [--corpus 140] [--steps 40] [--grpo-steps 8] [--flops]
     python benchmarks/profile_stage.py --flops-only
+
+``--ab`` measures one change instead: the stage fitted repeatedly with ``--off`` and ``--on`` overrides,
+interleaved in this process (so both sides share the host's load), the ratio of their wall-clocks and whether
+their exported weights are bit-identical:
+
+    python benchmarks/profile_stage.py --ab --stage base --steps 30 --off ++data.media_memory_mb=0 --on ""
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -269,40 +277,137 @@ def compose(config_name: str, overrides: list[str]) -> Any:
         return hydra_compose(config_name=config_name, overrides=overrides)
 
 
-def run_stages(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
+def fit(overrides: list[str], *callbacks: Any) -> Any:
+    """Compose ``python -m src.train`` with ``overrides``, fit it in this process; returns the Trainer."""
+    from src.models.factory import ModelSpec, describe
+    from src.stages.runner import build_datamodule, build_module, build_trainer, resolve_init_from, to_dict
+
+    cfg = compose("train", overrides)
+    init_from = resolve_init_from(cfg)
+    description = describe(ModelSpec(**to_dict(cfg.model)), init_from)
+    datamodule = build_datamodule(cfg, description)
+    module = build_module(cfg, init_from)
+    trainer = build_trainer(cfg, extra_callbacks=list(callbacks))
+    trainer.fit(module, datamodule=datamodule)
+    return trainer
+
+
+def make_corpus(args: argparse.Namespace, work: Path) -> list[str]:
+    """The conflict-regime synthetic corpus of ``args.corpus`` clips under ``work``; its ``data`` overrides."""
     from src.data.synth import ensure_corpus
+
+    corpus = work / "synth"
+    started = time.perf_counter()
+    ensure_corpus(corpus, n=args.corpus, seed=0, variation=0.3, phrasings=None, regime="conflict")
+    print(f"corpus of {args.corpus} clips: {time.perf_counter() - started:.1f} s (not profiled)")
+    return [
+        f"data.root={corpus}",
+        f"data.synth.n={args.corpus}",
+        "data.synth.phrasings=null",
+        "++data.synth.regime=conflict",
+    ]
+
+
+def exported_tensors(export: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {f"{f.name}:{k}": v for f in sorted(export.glob("*.safetensors")) for k, v in load_file(f).items()}
+
+
+def run_ab(args: argparse.Namespace, work: Path) -> None:
+    """Interleave fits of one stage with ``--off`` and ``--on`` overrides; wall-clock ratio and weight identity.
+
+    Each repeat fits the stage twice, off then on (the order alternates between repeats, so a drift in the
+    host's load hits both sides alike), each into its own run folder from the same start. The exported weights
+    of every fit are compared with the first off fit's: ``identical`` means bit for bit.
+    """
+    demo = pipeline_overrides()
+    data = make_corpus(args, work)
+    stage = {"base": demo["base"], "sft": demo["sft"], "grpo": demo["grpo"]}[args.stage]
+    start: list[str] = []
+    if args.stage != "base":  # SFT and GRPO start from a short base (and SFT) run, as in the demo
+        fit([*demo["train"], *demo["base"], *data, f"runs_dir={work / 'start'}", f"stage.max_steps={args.steps}"])
+        start = [f"stage.init_from={work / 'start' / 'base' / 'export'}"]
+        if args.stage == "grpo":
+            fit(
+                [
+                    *demo["train"],
+                    *demo["sft"],
+                    *data,
+                    *start,
+                    f"runs_dir={work / 'start'}",
+                    f"stage.max_steps={args.steps}",
+                ]
+            )
+            start = [f"stage.init_from={work / 'start' / 'sft' / 'export'}"]
+    for old in [*work.glob("off*"), *work.glob("on*"), work / "warmup"]:  # fits of an earlier --ab in --work
+        shutil.rmtree(old, ignore_errors=True)
+    # untimed: decodes every clip into the corpus's media cache, which every timed fit then reads
+    fit([*demo["train"], *stage, *data, *start, *args.off, f"runs_dir={work / 'warmup'}", "stage.max_steps=1"])
+    seconds: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}  # this process's CPU time: robust to a loaded host
+    reference: dict[str, torch.Tensor] | None = None
+    largest = 0.0
+    load = [os.getloadavg()[0]]
+    for repeat in range(args.repeats):
+        for side in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
+            runs = work / f"{side}{repeat}"
+            extra = args.off if side == "off" else args.on
+            began, began_cpu = time.perf_counter(), time.process_time()
+            fit(
+                [
+                    *demo["train"],
+                    *stage,
+                    *data,
+                    *start,
+                    *extra,
+                    f"runs_dir={runs}",
+                    f"stage.max_steps={args.steps}",
+                ]
+            )
+            seconds[side].append(time.perf_counter() - began)
+            cpu[side].append(time.process_time() - began_cpu)
+            weights = exported_tensors(runs / args.stage / "export")
+            if reference is None:
+                reference = weights
+            assert weights.keys() == reference.keys(), "the two sides export different tensors"
+            for name, tensor in weights.items():
+                largest = max(largest, float((tensor.double() - reference[name].double()).abs().max()))
+            print(f"repeat {repeat} {side}: {seconds[side][-1]:.1f} s, {cpu[side][-1]:.1f} s CPU", flush=True)
+            load.append(os.getloadavg()[0])
+    print(f"\n{args.stage}, {args.steps} steps, {args.corpus}-clip corpus, {torch.get_num_threads()} thread(s)")
+    for name, values in (("wall-clock", seconds), ("CPU time", cpu)):
+        ratios = [a / b for a, b in zip(values["off"], values["on"])]
+        print(f"{name}: off {args.off}: " + ", ".join(f"{x:.1f}" for x in values["off"]) + " s")
+        print(f"{name}: on  {args.on}: " + ", ".join(f"{x:.1f}" for x in values["on"]) + " s")
+        print(
+            f"{name}: ratio off/on per repeat {', '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}"
+        )
+    print(
+        f"exported weights, largest difference from the first fit: {largest:.3g} ({'identical' if largest == 0 else 'DIFFERENT'})"
+    )
+    print(f"load average (1 min) during the runs: {min(load):.1f}-{max(load):.1f} on {os.cpu_count()} CPUs")
+
+
+def run_stages(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
     from src.evaluation.runner import run_evaluation
     from src.migr.build import build
-    from src.stages.runner import build_datamodule, build_module, build_trainer, resolve_init_from, to_dict
 
     instrument()
     demo = pipeline_overrides()
-    corpus = work / "synth"
-    data = [f"data.root={corpus}", f"data.synth.n={args.corpus}"]
-    started = time.perf_counter()
-    ensure_corpus(corpus, n=args.corpus, seed=0, variation=0.3, phrasings=1)
-    print(f"corpus of {args.corpus} clips: {time.perf_counter() - started:.1f} s (not profiled)")
+    data = make_corpus(args, work)
     runs = work / "runs"
     results: dict[str, dict[str, Any]] = {}
     window = (args.warmup, args.warmup + args.profile_steps) if args.torch_profiler else None
 
     def train(name: str, stage_overrides: list[str], steps: int) -> None:
-        from src.models.factory import ModelSpec, describe
-
-        cfg = compose(
-            "train",
-            [*demo["train"], *stage_overrides, *data, f"runs_dir={runs}", f"stage.max_steps={steps}"],
-        )
         global TIMERS
         TIMERS = Timers()
         phases = phase_callback(window if steps > window[1] else None) if window else phase_callback(None)
         began = time.perf_counter()
-        init_from = resolve_init_from(cfg)
-        description = describe(ModelSpec(**to_dict(cfg.model)), init_from)
-        datamodule = build_datamodule(cfg, description)
-        module = build_module(cfg, init_from)
-        trainer = build_trainer(cfg, extra_callbacks=[phases])
-        trainer.fit(module, datamodule=datamodule)
+        trainer = fit(
+            [*demo["train"], *stage_overrides, *data, f"runs_dir={runs}", f"stage.max_steps={steps}"], phases
+        )
         wall = time.perf_counter() - began
         results[name] = {
             "table": TIMERS.finish(),
@@ -469,8 +574,20 @@ def main() -> None:
     parser.add_argument("--flops", action="store_true", help="also print the FLOP shares of the presets")
     parser.add_argument("--flops-only", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="folder for the corpus and runs (default: temp)")
+    ab = parser.add_argument_group("A/B: one stage fitted with --off and --on overrides, interleaved")
+    ab.add_argument("--ab", action="store_true", help="time --stage with --off vs --on instead of the profile")
+    ab.add_argument("--stage", choices=("base", "sft", "grpo"), default="base")
+    ab.add_argument("--off", nargs="*", default=[], help="src.train overrides of the side without the change")
+    ab.add_argument("--on", nargs="*", default=[], help="src.train overrides of the side with the change")
+    ab.add_argument("--repeats", type=int, default=3, help="pairs of fits")
     args = parser.parse_args()
+    args.off, args.on = [x for x in args.off if x], [x for x in args.on if x]  # --on "": no override
     torch.set_num_threads(args.threads)
+    if args.ab:
+        with contextlib.ExitStack() as stack:
+            work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="profile_ab_")))
+            run_ab(args, work)
+        return
     if not args.flops_only:
         with contextlib.ExitStack() as stack:
             work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="profile_stage_")))

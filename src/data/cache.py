@@ -26,9 +26,10 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -40,6 +41,8 @@ from src import atomic
 CACHE_VERSION = 1
 
 log = logging.getLogger(__name__)
+
+V = TypeVar("V")
 
 
 class TensorCache:
@@ -91,3 +94,54 @@ class TensorCache:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+
+
+class MemoryLRU(Generic[V]):
+    """Values kept in this process's memory up to ``limit_bytes``, the least recently used dropped first.
+
+    The caller gives each value's size in bytes; a value larger than the whole limit is not kept. Values are
+    returned as stored (no copy): a caller must not modify them in place.
+
+    Example:
+        >>> lru = MemoryLRU(limit_bytes=10)
+        >>> lru.put("a", "A", size=6); lru.put("b", "B", size=6)
+        >>> lru.get("a") is None, lru.get("b"), lru.evicted, lru.bytes
+        (True, 'B', 1, 6)
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        if limit_bytes < 0:
+            raise ValueError(f"a memory limit must be >= 0 bytes; got {limit_bytes}")
+        self.limit = int(limit_bytes)
+        self.bytes = 0
+        self.evicted = 0
+        self._entries: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> V | None:
+        """The value stored under ``key`` (now the most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: Hashable, value: V, *, size: int) -> None:
+        """Keep ``value`` (``size`` bytes) under ``key``, dropping the least recently used beyond the limit."""
+        if size > self.limit:
+            return
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.bytes -= previous[1]
+        self._entries[key] = (value, size)
+        self.bytes += size
+        while self.bytes > self.limit:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.bytes -= dropped
+            self.evicted += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0

@@ -195,6 +195,7 @@ class DataConfig:
     eval_batch_size: int = 16
     num_workers: int = 0
     cache_dir: str | None = None
+    media_memory_mb: float = 1024  # model-ready frames/log-mels kept in memory across epochs (MediaLoader)
     on_error: str = "raise"
     short_clip: str = "repeat"
     max_length: int | None = None
@@ -246,6 +247,7 @@ class EmotionDataModule(L.LightningDataModule):
             num_frames=num_frames,
             audio_seconds=audio_seconds,
             cache_dir=data.cache_dir,
+            memory_mb=data.media_memory_mb,
             on_error=data.on_error,  # type: ignore[arg-type]
             short_clip=data.short_clip,  # type: ignore[arg-type]
             preprocess=preprocess,

@@ -46,7 +46,7 @@ from PIL import Image
 from torch import Tensor
 from torchaudio.functional import resample
 
-from src.data.cache import TensorCache
+from src.data.cache import MemoryLRU, TensorCache
 from src.data.features import log_mel
 from src.data.manifest import Sample
 from src.data.media_report import SkipRecord, SkipReport
@@ -271,6 +271,11 @@ class MediaLoader:
         n_mels: mel bins (128 for Whisper-large-v3).
         sample_rate: audio rate fed to the features (Whisper: 16 kHz).
         cache_dir: where decoded frames (uint8) and waveforms are cached as safetensors; None disables it.
+        memory_mb: the model-ready frames and log-mels kept in this process's memory (least recently used
+            dropped beyond it; 0: none), so that a clip used again (every epoch, every stage step) is not read
+            back from the disk cache and its log-mel not recomputed. Keyed like the disk cache (the file's path,
+            size and modification time, and every parameter), so an edited clip is never served stale. The
+            tensors returned are shared with the memory: callers must not modify them in place.
         on_error: "raise" re-raises :class:`MediaError`; "skip" returns an item with ``skip`` set and counts it
             in :attr:`report`.
         short_clip: what a clip with fewer than ``num_frames`` frames gives (see the module docstring).
@@ -296,6 +301,7 @@ class MediaLoader:
         on_error: ErrorPolicy = "raise",
         short_clip: ShortClipPolicy = "repeat",
         preprocess: str | Preprocess = "migr",
+        memory_mb: float = 1024,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
@@ -310,6 +316,10 @@ class MediaLoader:
         self.short_clip = short_clip
         self.preprocess = get_preprocess(preprocess)
         self.cache = TensorCache(cache_dir) if cache_dir is not None else None
+        if memory_mb < 0:
+            raise ValueError(f"data.media_memory_mb must be >= 0; got {memory_mb}")
+        # key -> frames [T, 3, S, S] and the clip's decoded frame count, or a log-mel [n_mels, F]
+        self.memory: MemoryLRU[tuple[Tensor, int] | Tensor] = MemoryLRU(int(memory_mb * (1 << 20)))
         self.report = SkipReport()
 
     @classmethod
@@ -333,12 +343,7 @@ class MediaLoader:
         try:
             frames = self.frames(sample) if video and sample.video is not None else None
             source = sample.audio_source if audio else None
-            mel = None
-            if source is not None:
-                wave = self.waveform(source)
-                mel = log_mel(
-                    wave, n_mels=self.n_mels, num_seconds=self.audio_seconds, sample_rate=self.sample_rate
-                )[0]
+            mel = self.mel(source) if source is not None else None
         except MediaError as error:
             if self.on_error == "raise":
                 raise MediaError(
@@ -365,19 +370,38 @@ class MediaLoader:
             "short_clip": self.short_clip,
             "preprocess": self.preprocess.key,
         }
-        key = None
-        if self.cache is not None and path.is_file():
-            key = self.cache.key("frames", path, params)
-            hit = self.cache.get(key)
-            if hit is not None:
-                self._note_short(sample, int(hit["source_frames"]))
-                return _normalise(hit["frames"])
-        decoded, total = _decode_frames(path, self.num_frames, self.short_clip, self.preprocess)
-        video = _square_resize(decoded, self.image_size, self.preprocess)
-        if key is not None and self.cache is not None:
-            self.cache.put(key, {"frames": video, "source_frames": torch.tensor(total)})
+        key = TensorCache.key("frames", path, params) if path.is_file() else None
+        remembered = self.memory.get(key) if key is not None else None
+        if remembered is not None:
+            frames, total = remembered
+            self._note_short(sample, total)
+            return frames
+        hit = self.cache.get(key) if key is not None and self.cache is not None else None
+        if hit is not None:
+            video, total = hit["frames"], int(hit["source_frames"])
+        else:
+            decoded, total = _decode_frames(path, self.num_frames, self.short_clip, self.preprocess)
+            video = _square_resize(decoded, self.image_size, self.preprocess)
+            if key is not None and self.cache is not None:
+                self.cache.put(key, {"frames": video, "source_frames": torch.tensor(total)})
         self._note_short(sample, total)
-        return _normalise(video)
+        frames = _normalise(video)
+        if key is not None:
+            self.memory.put(key, (frames, total), size=frames.nbytes)
+        return frames
+
+    def mel(self, path: Path) -> Tensor:
+        """``[n_mels, 100 * audio_seconds]`` Whisper log-mel of the sound of ``path`` (kept in memory)."""
+        params = {"sample_rate": self.sample_rate, "n_mels": self.n_mels, "seconds": self.audio_seconds}
+        key = TensorCache.key("mel", path, params) if path.is_file() else None
+        remembered = self.memory.get(key) if key is not None else None
+        if remembered is not None:
+            return remembered
+        wave = self.waveform(path)
+        mel = log_mel(wave, n_mels=self.n_mels, num_seconds=self.audio_seconds, sample_rate=self.sample_rate)[0]
+        if key is not None:
+            self.memory.put(key, mel, size=mel.nbytes)
+        return mel
 
     def waveform(self, path: Path) -> Tensor:
         """``[N]`` mono waveform of ``path`` at the loader's rate (cached when a cache is set)."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import torch
 import xxhash
 from torch import Tensor, nn
 
-from src.data.cache import TensorCache
+from src.data.cache import MemoryLRU, TensorCache
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +101,9 @@ class FeatureCache:
         if memory_mb < 0 or disk_mb < 0:
             raise ValueError(f"feature_cache.memory_mb={memory_mb} / disk_mb={disk_mb} must be >= 0")
         self.disk = TensorCache(directory) if directory is not None else None
-        self.memory_limit = int(memory_mb * MB)
         self.disk_limit = int(disk_mb * MB)
         self.stats = CacheStats()
-        self._memory: OrderedDict[str, Tensor] = OrderedDict()
-        self._memory_bytes = 0
+        self._memory: MemoryLRU[Tensor] = MemoryLRU(int(memory_mb * MB))
         self._disk_bytes: int | None = None  # this process's running estimate; rescanned when over the limit
         self._fingerprints: dict[int, tuple[tuple[Any, ...], str]] = {}
 
@@ -177,10 +174,10 @@ class FeatureCache:
         return torch.stack([found[i].to(inputs.device) for i in range(len(keys))])
 
     def _get(self, key: str) -> Tensor | None:
-        if key in self._memory:
-            self._memory.move_to_end(key)
+        remembered = self._memory.get(key)
+        if remembered is not None:
             self.stats.memory_hits += 1
-            return self._memory[key]
+            return remembered
         if self.disk is None:
             return None
         file = self.disk.file(key)
@@ -216,18 +213,9 @@ class FeatureCache:
             self._evict_disk()
 
     def _remember(self, key: str, features: Tensor) -> None:
-        size = _nbytes(features)
-        if size > self.memory_limit:
-            return
-        previous = self._memory.pop(key, None)
-        if previous is not None:
-            self._memory_bytes -= _nbytes(previous)
-        self._memory[key] = features
-        self._memory_bytes += size
-        while self._memory_bytes > self.memory_limit:
-            _, dropped = self._memory.popitem(last=False)
-            self._memory_bytes -= _nbytes(dropped)
-            self.stats.evicted_memory += 1
+        before = self._memory.evicted
+        self._memory.put(key, features, size=_nbytes(features))
+        self.stats.evicted_memory += self._memory.evicted - before
 
     def _scan_disk(self) -> tuple[list[tuple[float, int, Path]], int]:
         entries = []
@@ -256,7 +244,7 @@ class FeatureCache:
     def summary(self) -> str:
         """One line: hits (memory/disk), misses, bytes read/written, what is held, evictions."""
         s = self.stats
-        held = f"{self._memory_bytes / MB:.1f} MB in memory"
+        held = f"{self._memory.bytes / MB:.1f} MB in memory"
         if self.disk is not None:
             held += f", {(self._disk_bytes if self._disk_bytes is not None else self._scan_disk()[1]) / MB:.1f} MB on disk"
         return (

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,8 +189,8 @@ def test_cache_returns_identical_tensors_and_follows_file_changes(
     make_clip: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = make_clip(frames=16)
-    cached = MediaLoader(image_size=16, audio_seconds=3, cache_dir=tmp_path / "cache")
-    plain = MediaLoader(image_size=16, audio_seconds=3)
+    cached = MediaLoader(image_size=16, audio_seconds=3, cache_dir=tmp_path / "cache", memory_mb=0)
+    plain = MediaLoader(image_size=16, audio_seconds=3, memory_mb=0)
     assert not (tmp_path / "cache").exists()  # created by the first write, not before
     first, second = cached.load(_sample(path)), cached.load(_sample(path))
     reference = plain.load(_sample(path))
@@ -208,6 +209,38 @@ def test_cache_returns_identical_tensors_and_follows_file_changes(
     assert len(sorted((tmp_path / "cache").rglob("*.safetensors"))) == 4
     assert torch.equal(changed.frames, plain.load(_sample(path)).frames)
     assert not torch.equal(changed.frames, reference.frames)
+
+
+def test_memory_serves_the_same_tensors_without_reading_and_follows_file_changes(
+    make_clip: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = make_clip(frames=16)
+    remembered = MediaLoader(image_size=16, audio_seconds=3, cache_dir=tmp_path / "cache")
+    plain = MediaLoader(image_size=16, audio_seconds=3, memory_mb=0)
+    reference = plain.load(_sample(path))
+    first = remembered.load(_sample(path))
+    shutil.rmtree(tmp_path / "cache")  # a second decode or disk read would write the entries again
+    second = remembered.load(_sample(path))
+    assert not (tmp_path / "cache").exists()
+    assert second.frames is first.frames and second.mel is first.mel  # served from memory
+    assert torch.equal(second.frames, reference.frames) and torch.equal(second.mel, reference.mel)
+    assert remembered.load(_sample(path), audio=False).frames is first.frames  # per modality
+    assert len(remembered.memory) == 2 and remembered.memory.bytes == 8 * 3 * 16 * 16 * 4 + 128 * 300 * 4
+
+    make_clip(frames=12)  # same path, new content and mtime: a new key, never the remembered tensors
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    changed = remembered.load(_sample(path))
+    assert torch.equal(changed.frames, plain.load(_sample(path)).frames)
+    assert not torch.equal(changed.frames, reference.frames)
+
+    one_clip = 8 * 3 * 16 * 16 * 4 / 2**20  # room for one clip's frames: the least recently used is dropped
+    small = MediaLoader(image_size=16, audio_seconds=3, memory_mb=one_clip)
+    for name in ("a.mp4", "b.mp4", "a.mp4"):
+        small.load(_sample(make_clip(name)), audio=False)
+    assert len(small.memory) == 1 and small.memory.evicted == 2 and small.memory.bytes <= one_clip * 2**20
+    with pytest.raises(ValueError, match="media_memory_mb must be >= 0"):
+        MediaLoader(image_size=8, memory_mb=-1)
 
 
 def test_loader_rejects_unknown_policies() -> None:

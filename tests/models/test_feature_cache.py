@@ -203,7 +203,7 @@ def test_memory_and_disk_stay_within_their_limits(tmp_path):
     for _ in range(6):
         cache.lookup("t", tower, "", torch.randn(8, 1024), lambda rows: tower(rows).detach())
     assert cache.stats.misses == 48
-    assert cache._memory_bytes <= 10 * entry and len(cache._memory) == 10
+    assert cache._memory.bytes <= 10 * entry and len(cache._memory) == 10
     on_disk = sum(f.stat().st_size for f in tmp_path.glob("*/*.safetensors"))
     assert on_disk <= 20 * (entry + 200)
     assert cache.stats.evicted_memory == 38 and cache.stats.evicted_disk > 0
