@@ -3,6 +3,9 @@
 The text goes to a temporary file in the same folder, is flushed to disk, and replaces the target with one
 ``os.replace`` (atomic on POSIX and Windows within one file system). Files that mark a stage as done (the demo's
 ``metrics.json``) or that a resumed run reads back (ledgers, caches of results) are written this way.
+:func:`replacing` does the same for any writer that takes a path (safetensors, a checkpoint's skeleton), and
+:func:`replacing_folder` for a whole folder (model exports, the synthetic corpus). Nothing else in the code
+writes a temporary file and renames it: these are the one implementation.
 
 Permissions: every file written here gets the mode an ordinary ``open()`` would give (``0o666`` minus the
 user's umask), not the ``0o600`` of ``tempfile.mkstemp`` or of ``safetensors``' writer, so a results folder
@@ -12,8 +15,11 @@ shared through the umask (e.g. ``umask 002`` in a group) stays readable by colle
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,21 +51,74 @@ def use_umask(path: str | os.PathLike[str]) -> None:
     os.chmod(path, default_mode())
 
 
-def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (parents created, the umask's mode); returns the path."""
+@contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` (``.<name>.<random>.tmp``) to write the new file to.
+
+    When the block ends without an error the file is flushed to disk, given the umask's mode and moved onto
+    ``path`` with one ``os.replace``; on an error (or a kill) ``path`` keeps its old content and the temporary
+    file is removed (a kill leaves it behind, hidden). Parent folders are created.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with replacing(target) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> target.read_text()
+        'done'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
     try:
-        os.fchmod(handle, default_mode())
-        with os.fdopen(handle, "w", encoding=encoding) as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
+        yield tmp
+        with open(tmp, "rb+") as written:  # the writer may have closed (or replaced) its own handle
+            os.fsync(written.fileno())
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def replacing_folder(
+    folder: str | os.PathLike[str], *, staging: str | os.PathLike[str] | None = None
+) -> Iterator[Path]:
+    """A staging folder beside ``folder`` to build the new folder in; it takes ``folder``'s place at the end.
+
+    When the block ends without an error, the old ``folder`` (if any) is renamed aside, the staging folder
+    renamed to ``folder`` and the old one deleted: a reader finds the old folder or the complete new one
+    (or, between the two renames, none), never a partial one. On an error the staging folder is deleted.
+    ``staging`` names it (default ``.<name>.tmp-<random>``); a fixed name lets the next writer remove what a
+    killed one left there, which happens here first.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = (
+        Path(staging) if staging is not None else folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+    )
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+        retired = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
+        if folder.exists():
+            folder.rename(retired)
+        staging.rename(folder)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (parents created, the umask's mode); returns the path."""
+    path = Path(path)
+    with replacing(path) as tmp, open(tmp, "w", encoding=encoding) as out:
+        out.write(text)
     return path
 
 

@@ -45,6 +45,106 @@ def test_every_yaml_opens_with_what_it_is_and_the_command(path: Path):
     assert "python -m src." in header, "the header comment must show the command that uses this config"
 
 
+# The config each Hydra entry point composes; the other modules a header may cite take plain arguments.
+HYDRA_COMMANDS = {
+    "src.train": "train",
+    "src.evaluate": "evaluate",
+    "src.pipeline": "pipeline",
+    "src.study": "study",
+    "src.explain": "explain",
+    "src.migr.build": "build",
+}
+ARGPARSE_COMMANDS = {"src.data.synth", "src.analysis.synth_check", "src.registry", "src.judges.head_training"}
+
+
+def header_commands(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, overrides)`` of every ``python -m src.X ...`` in the header comment of a YAML file.
+
+    A line ending in ``\\`` continues on the next comment line; several commands may share a line
+    (``... | python -m ...``). Tokens with ``=`` (or starting with ``~``) are overrides; brackets mark optional
+    ones, which are composed too; positional arguments and ``--flags`` are not overrides; a ``#``, a ``|`` or a
+    parenthesised remark ends the command.
+    """
+    import re
+    import shlex
+
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if lines and lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1] + " " + text
+        else:
+            lines.append(text)
+    commands = []
+    for line in lines:
+        for match in re.finditer(r"python -m (src[\w.]*)(.*?)(?=python -m |$)", line):
+            module, overrides = match.group(1), []
+            command = re.split(r"\s[#|]", match.group(2))[0]  # a comment or the next command ends it
+            for token in shlex.split(command):
+                if token.startswith("(") and not token.startswith("(["):  # a remark, not optional overrides
+                    break
+                if token.startswith(("[", "([")):  # an optional override: composed too, without its brackets
+                    token = token.lstrip("([")
+                while token.endswith(("]", ")")) and token.count("]") + token.count(")") > token.count("["):
+                    token = token[:-1]  # the optional bracket's end; a list value keeps its own
+                if token.startswith("~") or ("=" in token and not token.startswith("-")):
+                    overrides.append(token)
+            commands.append((module, overrides))
+    return commands
+
+
+HEADER_COMMANDS = [
+    (path, module, overrides)
+    for path in sorted(CONFIGS.rglob("*.yaml"))
+    for module, overrides in header_commands(path)
+]
+
+
+def test_header_commands_are_parsed_as_written():
+    """The parser on headers of each shape (continued line, optional brackets, two commands, remarks)."""
+    assert header_commands(CONFIGS / "experiment/paper_sft.yaml")[0][1][:2] == [
+        "experiment=paper_sft",
+        "model=humanomni_7b",
+    ]
+    assert "trainer=fsdp" in header_commands(CONFIGS / "experiment/paper_sft.yaml")[0][1]  # the continued line
+    assert header_commands(CONFIGS / "rewards/r1omni.yaml") == [
+        (
+            "src.train",
+            [
+                "stage=grpo",
+                "rewards=r1omni",
+                "~rewards.functions.format",
+                "+rewards.functions.format_r1omni.weight=1",
+            ],
+        )
+    ]
+    assert header_commands(CONFIGS / "judge/keywords.yaml") == [
+        ("src.train", ["stage=grpo", "judge=keywords"]),
+        ("src.evaluate", ["judge=keywords"]),
+    ]
+    assert ("src.pipeline", []) in header_commands(CONFIGS / "pipeline.yaml")  # "(= make demo; ...)" is a remark
+    assert len(HEADER_COMMANDS) > 50
+
+
+@pytest.mark.parametrize(
+    ("path", "module", "overrides"),
+    HEADER_COMMANDS,
+    ids=[f"{p.relative_to(CONFIGS)}:{' '.join([m, *o])}" for p, m, o in HEADER_COMMANDS],
+)
+def test_every_header_command_composes(path: Path, module: str, overrides: list[str]):
+    """The command a YAML header shows composes with Hydra as the command line would compose it (not run)."""
+    if module in ARGPARSE_COMMANDS:  # not a Hydra entry point: nothing to compose, but a real module
+        import importlib.util
+
+        assert importlib.util.find_spec(module) is not None, f"{path}: no module {module}"
+        return
+    assert module in HYDRA_COMMANDS, f"{path}: the header cites {module}, which is no entry point"
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        compose(config_name=HYDRA_COMMANDS[module], overrides=overrides)
+
+
 def all_pairs(groups: dict[str, list[str]]) -> list[dict[str, str]]:
     """Rows of group choices that put every option of every group next to every option of every other group.
 

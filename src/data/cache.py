@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -84,16 +83,8 @@ class TensorCache:
 
     def put(self, key: str, tensors: Mapping[str, Tensor]) -> None:
         """Store ``tensors`` under ``key`` (atomically: readers never see a partial file)."""
-        file = self.file(key)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=file.parent)
-        os.close(handle)
-        try:
-            atomic.save_tensors({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp_name)
-            os.replace(tmp_name, file)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic.replacing(self.file(key)) as tmp:
+            atomic.save_tensors({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp)
 
 
 class MemoryLRU(Generic[V]):

@@ -57,7 +57,7 @@ from src.evaluation.tracking import log_to_wandb
 from src.folder_lock import FolderLock
 from src.judges.base import Judge
 from src.judges.factory import build_judge
-from src.models.checkpoint import LoadedModel, load_model, read_config
+from src.models.checkpoint import LoadedModel, load_model, model_kind, read_config
 from src.models.feature_cache import attach_feature_cache
 from src.paths import printable
 
@@ -282,7 +282,7 @@ def generation_settings(cfg: DictConfig, model_dir: Path) -> GenerationSettings:
 def llm_layers(model_dir: Path) -> int:
     """Number of LLM layers of a model folder, from its ``config.json`` (our exports or HumanOmni's)."""
     config = read_config(model_dir)
-    llm = config["omni"]["llm"] if "omni" in config else config
+    llm = config["omni"]["llm"] if model_kind(model_dir, config) == "export" else config
     if "num_hidden_layers" not in llm:
         raise EvaluationError(f"{model_dir}/config.json: no num_hidden_layers; cannot place attention.layer")
     return int(llm["num_hidden_layers"])

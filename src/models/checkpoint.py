@@ -30,15 +30,16 @@ from src.models.presets import OmniConfig
 from src.models.tokenizer import prepare_tokenizer
 from src.models.weights import (
     INDEX_NAME,
+    MODEL_TYPE,
     WEIGHTS_NAME,
     CheckpointError,
     LoadedModel,
     load_state_strict,
+    model_kind,
     read_config,
     read_safetensors,
 )
 
-MODEL_TYPE = "migr_omni"
 FORMAT_VERSION = 1
 
 
@@ -94,18 +95,12 @@ def save_model(
     plain :class:`OmniModel` names.
     """
     folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
     if state is None:
         state = state_dict_for_saving(model)
     else:
         state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
         if model.causal_lm.config.tie_word_embeddings:
             state.pop("llm.lm_head.weight", None)
-    write_safetensors(state, tmp, max_shard_bytes)
     config = {
         "model_type": MODEL_TYPE,
         "format_version": FORMAT_VERSION,
@@ -115,14 +110,12 @@ def save_model(
         "torch_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         **(extra or {}),
     }
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    tokenizer.save_pretrained(tmp / "tokenizer")
-    gate_tokenizer.save_pretrained(tmp / "gate_tokenizer")
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    # a fixed staging name: an export killed midway is removed by the next one
+    with atomic.replacing_folder(folder, staging=folder.with_name(folder.name + ".tmp")) as tmp:
+        write_safetensors(state, tmp, max_shard_bytes)
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        gate_tokenizer.save_pretrained(tmp / "gate_tokenizer")
     return folder
 
 
@@ -138,14 +131,8 @@ def load_model(
     """
     folder = Path(folder)
     config = read_config(folder)
-    model_type = config.get("model_type")
-    if model_type == "HumanOmni_qwen2":
+    if model_kind(folder, config) == "humanomni":
         return load_humanomni(folder, device=device, dtype=dtype)
-    if model_type != MODEL_TYPE:
-        raise CheckpointError(
-            f"{folder}/config.json: model_type {model_type!r} is not supported; expected {MODEL_TYPE!r} "
-            "(our exports) or 'HumanOmni_qwen2' (released HumanOmni/R1-Omni/ERV checkpoints)"
-        )
     for sub in ("tokenizer", "gate_tokenizer"):
         if not (folder / sub).is_dir():
             raise CheckpointError(f"{folder}: missing {sub}/ folder (a model export always has one)")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from src.models.checkpoint import LoadedModel, load_model, read_config
+from src.models.checkpoint import LoadedModel, load_model, model_kind, read_config
 from src.models.lora import apply_lora
 from src.models.omni import OmniModel
 from src.models.presets import OmniConfig, get_preset
@@ -102,7 +102,7 @@ def describe(spec: ModelSpec, init_from: str | None = None) -> ModelDescription:
             )
         return ModelDescription(config=config, tokenizer=tokenizer, gate_tokenizer=tokenizer, source=None)
     raw = read_config(source)
-    if raw.get("model_type") == "HumanOmni_qwen2":
+    if model_kind(source, raw) == "humanomni":
         from src.models.humanomni import humanomni_config, released_tokenizer
 
         config = humanomni_config(source, **_released_options(spec))
@@ -152,8 +152,7 @@ def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0)
         )
         log.info("model: fresh %s preset (seed %d)", spec.preset, seed)
     else:
-        raw = read_config(source)
-        if raw.get("model_type") == "HumanOmni_qwen2":
+        if model_kind(source) == "humanomni":
             from src.models.humanomni import load_humanomni
 
             loaded = load_humanomni(source, **_released_options(spec))

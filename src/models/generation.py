@@ -54,8 +54,14 @@ class Generation:
 
 
 def _sample(
-    logits: Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None
+    logits: Tensor,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator | None,
+    uniform: Tensor | None = None,
 ) -> Tensor:
+    """One token per row of ``logits`` ``[rows, V]``; ``uniform`` ``[rows]`` in [0, 1) replaces the random draw."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
@@ -74,7 +80,9 @@ def _sample(
     accumulate = torch.float32 if logits.device.type == "mps" else torch.float64
     cdf = torch.softmax(logits, dim=-1).to(accumulate).cumsum(dim=-1)  # [rows, V]
     total = cdf[:, -1:]
-    u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device, generator=generator) * total
+    if uniform is None:
+        uniform = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device, generator=generator)
+    u = uniform.reshape(total.shape).to(device=cdf.device, dtype=cdf.dtype) * total
     u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
     return torch.searchsorted(cdf, u, right=True).squeeze(-1)
 
@@ -96,6 +104,33 @@ def root_params_gathered(model: OmniModel) -> Iterator[None]:
             yield
         return
     yield
+
+
+def decodes_in_lockstep(model: object) -> bool:
+    """Whether the ranks must decode the same number of steps: some module of ``model`` is FSDP-sharded (FSDP2
+    ``fully_shard`` or FSDP1), so each of its forwards is a collective that every rank must join."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    if torch.distributed.get_world_size() < 2:
+        return False
+    root = model if isinstance(model, nn.Module) else model.llm  # the rollout's wrapper holds the policy's LLM
+    return any(isinstance(module, (FSDPModule, FSDP)) for module in root.modules())
+
+
+def all_finished(finished: Tensor, lockstep: bool) -> bool:
+    """Whether decoding may stop: every row has produced EOS, on every rank when they decode in lockstep.
+
+    Under FSDP a rank whose rows all ended would otherwise leave the loop while the others still call the
+    sharded forward: the collectives no longer pair up (the run hangs, or gathers mismatch). Its finished
+    rows keep producing padding until every rank is done (one 1-element all-reduce per step).
+    """
+    if not lockstep:
+        return bool(finished.all())
+    pending = (~finished).any().to(torch.int32).reshape(1)
+    torch.distributed.all_reduce(pending, op=torch.distributed.ReduceOp.MAX)
+    return int(pending.item()) == 0
 
 
 def positions_from_mask(attention_mask: Tensor) -> Tensor:
@@ -149,6 +184,7 @@ def generate(
     top_p: float = 1.0,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    uniforms: Tensor | None = None,
     on_step: Callable[[int, object], None] | None = None,
     output_attentions: bool = False,
 ) -> Generation:
@@ -158,6 +194,9 @@ def generate(
         input_ids / attention_mask: ``[B, L]`` prompts, LEFT padded, placeholders expanded.
         media: the prompts' media (encoded once, whatever ``num_return_sequences``).
         temperature: 0 = greedy; otherwise sampling with optional ``top_k`` / ``top_p``.
+        generator: random source of the sampling (the global generator when None).
+        uniforms: ``[B * num_return_sequences, max_new_tokens]`` uniform draws in [0, 1), one per row and step,
+            used instead of ``generator`` (rows seeded one by one: see :func:`src.rl.rollout.seeded_uniforms`).
         use_cache: False recomputes the whole sequence each step (a reference path for tests).
         on_step: called as ``on_step(step, llm_output)`` after every forward (attention analysis hooks).
         output_attentions: ask the LLM for attention maps (needs ``model.llm`` in eager attention mode);
@@ -182,6 +221,7 @@ def generate(
             top_p,
             use_cache,
             generator,
+            uniforms,
             on_step,
             output_attentions,
         )
@@ -201,6 +241,7 @@ def _decode(
     top_p: float,
     use_cache: bool,
     generator: torch.Generator | None,
+    uniforms: Tensor | None,
     on_step: Callable[[int, object], None] | None,
     output_attentions: bool = False,
 ) -> Generation:
@@ -236,6 +277,8 @@ def _decode(
     logits = out.logits[:, -1].repeat_interleave(group, dim=0)  # one prefill, G continuations
     prompt_mask = mask.repeat_interleave(group, dim=0)  # [B*G, L]
     rows = logits.shape[0]
+    if uniforms is not None and tuple(uniforms.shape) != (rows, max_new_tokens):
+        raise ValueError(f"uniforms has shape {tuple(uniforms.shape)}; expected ({rows}, {max_new_tokens})")
     stepper: _Qwen2StepDecoder | None = None
     if use_cache and max_new_tokens > 1 and on_step is None and not output_attentions and not sharded:
         stepper = _Qwen2StepDecoder.build(model.llm, cache, mask, group, steps=max_new_tokens - 1)
@@ -259,13 +302,16 @@ def _decode(
         if i is not None
     ]
     banned_ids = torch.tensor(banned, dtype=torch.long, device=logits.device)
+    lockstep = decodes_in_lockstep(model)
     for step in range(max_new_tokens):
         if banned:
             logits = logits.index_fill(-1, banned_ids, float("-inf"))
-        next_token = _sample(logits, temperature, top_k, top_p, generator).masked_fill(finished, pad_token_id)
+        uniform = uniforms[:, step] if uniforms is not None else None
+        next_token = _sample(logits, temperature, top_k, top_p, generator, uniform)
+        next_token = next_token.masked_fill(finished, pad_token_id)
         tokens[:, step] = next_token
         finished |= next_token == eos_token_id
-        if step == max_new_tokens - 1 or bool(finished.all()):
+        if step == max_new_tokens - 1 or all_finished(finished, lockstep):
             break
         if stepper is not None:
             logits = stepper.step(next_token)

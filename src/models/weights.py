@@ -112,6 +112,28 @@ def load_state_strict(model: nn.Module, state: dict[str, Tensor], source: str) -
         model.llm.tie_weights()
 
 
+MODEL_TYPE = "migr_omni"  # config.json's model_type of our exports
+HUMANOMNI_TYPE = "HumanOmni_qwen2"  # ... of released HumanOmni / R1-Omni / ERV checkpoints
+MODEL_KINDS = {MODEL_TYPE: "export", HUMANOMNI_TYPE: "humanomni"}
+
+
+def model_kind(folder: str | os.PathLike, config: dict[str, Any] | None = None) -> str:
+    """Which loader a model folder needs: ``"export"`` (ours) or ``"humanomni"`` (a released checkpoint).
+
+    The one place that reads ``model_type``: describing, instantiating and loading a folder all dispatch on
+    this. ``config`` is the folder's ``config.json`` when already read. Any other type is an error naming the
+    file and the types known.
+    """
+    config = read_config(folder) if config is None else config
+    model_type = config.get("model_type")
+    if model_type not in MODEL_KINDS:
+        raise CheckpointError(
+            f"{Path(folder) / 'config.json'}: model_type {model_type!r} is not supported; expected "
+            f"{MODEL_TYPE!r} (our exports) or {HUMANOMNI_TYPE!r} (released HumanOmni/R1-Omni/ERV checkpoints)"
+        )
+    return MODEL_KINDS[model_type]
+
+
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """The ``config.json`` of a model folder, with a clear error when absent or of another kind."""
     folder = Path(folder)

@@ -17,6 +17,7 @@ Works with any policy that has ``embed(input_ids, media, towers)`` and ``llm`` (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -78,8 +79,16 @@ def sample_completions(
     top_p: float = 1.0,
     top_k: int = 0,
     generator: torch.Generator | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> Rollout:
-    """One batched decode of ``num_generations`` completions for each of the B left-padded prompts."""
+    """One batched decode of ``num_generations`` completions for each of the B left-padded prompts.
+
+    ``seeds`` (one per prompt): prompt b's completions are drawn from ``seeds[b]`` alone
+    (:func:`seeded_uniforms`), not from ``generator``, so they do not depend on which prompts share the batch.
+    """
+    uniforms = (
+        seeded_uniforms(seeds, num_generations, max_new_tokens, prompt_ids.device) if seeds is not None else None
+    )
     sharded = isinstance(policy, FSDPModule)  # FSDP2: only the root forward may run (towers recomputed there)
     with root_params_gathered(policy):
         towers = policy.tower_features(media) if media is not None and not sharded else None
@@ -96,6 +105,7 @@ def sample_completions(
             top_p=top_p,
             top_k=top_k,
             generator=generator,
+            uniforms=uniforms,
         )
     ids = generation.tokens
     truncated = ~(ids == tokenizer.eos_token_id).any(dim=1)
@@ -110,6 +120,24 @@ def sample_completions(
         towers=towers,
         truncated=truncated,
     )
+
+
+def seeded_uniforms(
+    seeds: Sequence[int], num_generations: int, steps: int, device: torch.device | str = "cpu"
+) -> Tensor:
+    """``[B * G, steps]`` uniform draws in [0, 1): rows ``b * G .. b * G + G - 1`` from a generator seeded with
+    ``seeds[b]``, one per decode step, so the G completions of prompt b depend on its seed (and the model) only.
+
+    This is what makes sampling independent of how a global batch is split: a prompt seeded the same way
+    draws the same completions on any rank, in any batch, as a single process over the whole batch would.
+    """
+    rows = [
+        torch.rand(
+            (num_generations, steps), generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64
+        )
+        for seed in seeds
+    ]
+    return torch.cat(rows).to(device)
 
 
 class _Frozen:

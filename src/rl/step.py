@@ -101,6 +101,7 @@ class Prompts:
     input_ids: Tensor  # [B, L]
     attention_mask: Tensor  # [B, L]
     media: MediaInputs | None = None
+    seeds: Sequence[int] | None = None  # one per prompt: its completions are drawn from it alone (else generator)
 
 
 @dataclass
@@ -137,6 +138,7 @@ def rollout_prompts(
             top_p=cfg.top_p,
             top_k=cfg.top_k,
             generator=generator,
+            seeds=prompts.seeds,
         )
     finally:
         policy.train(was_training)
@@ -187,7 +189,8 @@ def grpo_step(
         backward: back-propagates the loss (``loss.backward()`` by default; Lightning's ``manual_backward``).
         clip: clips the gradients after ``backward`` (None: no clipping).
         scheduler: stepped after every optimiser step when given.
-        generator: random source of the sampling (the global torch RNG when None).
+        generator: random source of the sampling (the global torch RNG when None) unless ``prompts.seeds``
+            seeds each prompt's completions.
     """
     if cfg.beta > 0 and reference_logprobs is None:
         raise ValueError(f"stage.beta={cfg.beta} needs the reference policy's log-probs; got none")

@@ -116,11 +116,9 @@ def save_checkpoint_files(checkpoint: dict[str, Any], path: str | os.PathLike) -
     tensors = {k: v for k, v in tensors.items() if not k.startswith("__")}
     tensor_name = f"{path.name}.{os.getpid()}-{time.time_ns()}{TENSORS_SUFFIX}"
     atomic.save_tensors(tensors, path.with_name(tensor_name))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(
-        json.dumps({"format": "migr-safe-checkpoint/1", "tensor_file": tensor_name, "checkpoint": skeleton})
+    atomic.write_text(
+        path, json.dumps({"format": "migr-safe-checkpoint/1", "tensor_file": tensor_name, "checkpoint": skeleton})
     )
-    os.replace(tmp, path)
     for stale in path.parent.glob(f"{glob.escape(path.name)}.*{TENSORS_SUFFIX}"):
         if stale.name != tensor_name:  # the previous save's tensors, or an orphan of a killed save
             stale.unlink(missing_ok=True)

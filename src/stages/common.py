@@ -55,6 +55,26 @@ def shard_fsdp2(
     log.info("fully_shard: %d ranks, %d blocks + root + %d extra", mesh.size(), wrapped, len(extra))
 
 
+def token_weighted_loss(loss: Tensor, num_tokens: int, world_size: int) -> tuple[Tensor, Tensor]:
+    """``(loss to back-propagate, global loss to log)`` of a token-mean loss under data parallelism.
+
+    DDP and FSDP average the ranks' gradients, so back-propagating each rank's own token mean weights every
+    rank alike, whatever its number of target tokens: the update is then not the one a single process makes
+    over the same global batch (the mean over all its target tokens). Scaled by ``num_tokens * world_size /
+    global_tokens``, each rank's loss contributes its tokens' share, and the averaged gradient is the gradient
+    of the global token mean (as ``transformers``' ``average_tokens_across_devices``). The logged loss is that
+    global mean. One process: both are ``loss`` unchanged. Costs one 2-element all-reduce per step.
+    """
+    if world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return loss, loss.detach()
+    sums = torch.stack(
+        [loss.detach().float() * num_tokens, loss.new_tensor(float(num_tokens), dtype=torch.float32)]
+    )
+    torch.distributed.all_reduce(sums)  # [sum of token losses, target tokens] over all ranks
+    global_tokens = sums[1].clamp(min=1.0)
+    return loss * (num_tokens * world_size / global_tokens), sums[0] / global_tokens
+
+
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

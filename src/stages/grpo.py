@@ -7,8 +7,15 @@ algorithm and the rule for rows no reward applies to) with Lightning's backward 
 in; this module adds what depends on Lightning or on the data: the model and the reference policy, the reward
 set's inputs from the batch's metadata, logging, and the sample completions written to ``completions.jsonl``.
 
-Each step's random draws (sampling, dropout) come from a seed made of the run's seed, the rank and the step
-(:meth:`GRPOModule.step_seed`), so a resumed run samples what the uninterrupted one sampled.
+Each prompt's completions are drawn from a seed made of the run's seed, the step and the sample's id
+(:meth:`GRPOModule.sample_seed`), and the step's other random draws (dropout) from the seed, the rank and the
+step (:meth:`GRPOModule.step_seed`): a resumed run samples what the uninterrupted one sampled, and a run over
+N ranks samples what one process over the same global batch samples.
+
+Under data parallelism (DDP, FSDP) ``train/loss`` is the mean of the ranks' losses; the other step metrics are
+rank 0's. With ``loss_type`` grpo or dr_grpo (a mean over the rank's completions, the same number on every
+rank) that mean is the one-process loss of the global batch and the averaged gradient is its gradient; bnpo
+and dapo divide by each rank's own token count, so there the two differ when ranks' completion lengths do.
 
 The reference is the initial policy (a frozen copy sharing the frozen towers, or, with LoRA, the same weights
 with the adapter disabled; none when ``beta == 0``). Generation under FSDP gathers the root parameters around
@@ -178,7 +185,12 @@ class GRPOModule(L.LightningModule):
             result = grpo_step(
                 self.model,
                 self.tokenizer,
-                Prompts(batch.input_ids, batch.attention_mask, batch.media),
+                Prompts(
+                    batch.input_ids,
+                    batch.attention_mask,
+                    batch.media,
+                    seeds=[self.sample_seed(meta["id"]) for meta in batch.meta],
+                ),
                 cfg,
                 score=lambda rollout: self.score(rollout, batch),
                 reference_logprobs=self.reference_logprobs if cfg.beta > 0 else None,
@@ -190,14 +202,22 @@ class GRPOModule(L.LightningModule):
         self.log_step(result, batch)
 
     def step_seed(self) -> int:
-        """The seed of this step's sampling (and dropout): a function of the run's seed, the rank and the step.
+        """The seed of this step's other random draws (dropout): the run's seed, the rank and the step.
 
-        Every random draw of a step comes from it, not from the global generator's running state, so a run
-        resumed from a checkpoint samples exactly what the uninterrupted run sampled (Lightning, the data
-        loaders and the checkpointing draw from the global generator at moments that differ between the two),
-        and ranks sample independently.
+        Every random draw of a step comes from a seed, not from the global generator's running state, so a
+        run resumed from a checkpoint draws exactly what the uninterrupted run drew (Lightning, the data
+        loaders and the checkpointing draw from the global generator at moments that differ between the two).
         """
         return zlib.crc32(f"grpo/{self.hparams.seed}/{self.global_rank}/{self.global_step}".encode())
+
+    def sample_seed(self, sample_id: str) -> int:
+        """The seed of one prompt's G completions in this step: the run's seed, the step and the sample's id.
+
+        Not the rank: a prompt draws the same completions on whichever rank reads it, so a run over N ranks
+        samples what one process over the same global batch samples (``tests/stages/test_distributed.py``
+        compares them), and a resumed run samples what the uninterrupted one sampled.
+        """
+        return zlib.crc32(f"grpo/{self.hparams.seed}/{self.global_step}/{sample_id}".encode())
 
     def score(self, rollout: Rollout, batch: Batch):
         group = self.cfg.num_generations
@@ -236,6 +256,8 @@ class GRPOModule(L.LightningModule):
         """Log every scalar of the step under ``train/`` (undefined ones left out) and the sample completions."""
         lr = self.optimizers().param_groups[0]["lr"]
         metrics = {f"train/{k}": v for k, v in step_metrics(result, lr).items()}
+        loss = metrics.pop("train/loss")
+        self.log("train/loss", loss, batch_size=len(batch), sync_dist=True)  # the ranks' mean (module docstring)
         self.log_dict(metrics, batch_size=len(batch), prog_bar=False)
         self.log(
             "reward", result.advantage_stats["reward/mean"], prog_bar=True, batch_size=len(batch), logger=False

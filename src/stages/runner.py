@@ -138,17 +138,14 @@ def build_datamodule(
 def build_module(cfg: DictConfig, init_from: str | None) -> L.LightningModule:
     module = cfg.stage.module
     if module == "sft":
-        from src.stages.sft import SFTModule
+        from dataclasses import asdict
+
+        from src.stages.sft import SFTConfig, SFTModule
 
         return SFTModule(
             to_dict(cfg.model),
-            to_dict(cfg.stage.optim),
-            task=cfg.stage.task,
+            asdict(SFTConfig.from_config(cfg)),  # validated here, before any weights are built
             init_from=init_from,
-            val_generate_batches=int(cfg.stage.val_generate_batches),
-            val_max_new_tokens=int(cfg.stage.val_max_new_tokens),
-            aux_unimodal_weight=float(cfg.stage.get("aux_unimodal_weight", 0.0)),
-            aux_dataset=str(cfg.data.dataset),
             seed=int(cfg.seed),
             fsdp_mixed_precision=fsdp2_mixed_precision(cfg),
             feature_cache=feature_cache_config(cfg),

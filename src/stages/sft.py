@@ -17,12 +17,14 @@ Validation reports the loss and, on a few batches, greedy generation + parsed-an
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import lightning as L
 import torch
 from typing_extensions import override
 
+from src.config_check import check_numbers
 from src.data.collate import Batch
 from src.data.labels import labels_for
 from src.data.reasoning import predicted_label
@@ -34,9 +36,48 @@ from src.stages.common import (
     planned_optimizer_steps,
     prompts_from_training_batch,
     shard_fsdp2,
+    token_weighted_loss,
     trainable_parameters,
     warmup_cosine,
 )
+
+TASKS = ("label", "reasoning")
+
+
+@dataclass
+class SFTConfig:
+    """The ``stage`` config of ``stage=sft`` and ``stage=base`` (``configs/stage/{sft,base}.yaml``), as
+    :class:`src.rl.step.GRPOConfig` is GRPO's; validated on construction (numbers against
+    :data:`src.config_check.RULES`, the same table the command checks when it starts).
+
+    ``aux_dataset`` is not a stage key: the data set whose label set the probes of ``aux_unimodal_weight`` predict
+    (``data.dataset``).
+    """
+
+    task: str = "reasoning"  # what the targets are (label | reasoning); also how generations are parsed
+    optim: dict[str, Any] = field(default_factory=lambda: {"lr": 2e-5, "warmup_ratio": 0.03})
+    aux_unimodal_weight: float = 0.0  # the base warm-up's linear probe per modality (module docstring)
+    aux_dataset: str | None = None
+    val_generate_batches: int = 1  # validation batches that also generate and score the parsed answer
+    val_max_new_tokens: int = 96
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"stage.task={self.task!r} must be one of {', '.join(TASKS)}")
+        if "lr" not in self.optim:
+            raise ValueError(f"stage.optim has no lr (found {sorted(self.optim)})")
+        check_numbers({"stage": {k: v for k, v in asdict(self).items() if k != "aux_dataset"}})
+        if self.aux_unimodal_weight > 0 and not self.aux_dataset:
+            raise ValueError("stage.aux_unimodal_weight > 0 needs the data set's label set (data.dataset)")
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> SFTConfig:
+        """From a composed ``train.yaml`` config: the ``stage`` keys this class has, and ``data.dataset``."""
+        from omegaconf import OmegaConf
+
+        stage = OmegaConf.to_container(cfg.stage, resolve=True)
+        known = {f.name for f in fields(cls)} - {"aux_dataset"}
+        return cls(**{k: v for k, v in stage.items() if k in known}, aux_dataset=str(cfg.data.dataset))
 
 
 class SFTModule(L.LightningModule):
@@ -44,10 +85,8 @@ class SFTModule(L.LightningModule):
 
     Args:
         model: the ``model`` config (:class:`~src.models.factory.ModelSpec` fields).
-        optim: ``{lr, weight_decay, warmup_ratio, min_lr_ratio, betas}``.
-        task: "label" or "reasoning" (what the targets are; used to parse generations).
+        sft: :class:`SFTConfig` fields.
         init_from: export folder of the previous stage (None: ``model.pretrained`` or a fresh preset).
-        val_generate_batches / val_max_new_tokens: how much validation generates.
         seed: seeds a fresh model's init.
         feature_cache: the ``feature_cache`` config (frozen-tower outputs reused across steps and stages).
     """
@@ -55,20 +94,16 @@ class SFTModule(L.LightningModule):
     def __init__(
         self,
         model: dict[str, Any],
-        optim: dict[str, Any],
+        sft: dict[str, Any],
         *,
-        task: str = "reasoning",
         init_from: str | None = None,
-        val_generate_batches: int = 1,
-        val_max_new_tokens: int = 96,
-        aux_unimodal_weight: float = 0.0,
-        aux_dataset: str | None = None,
         seed: int = 0,
         fsdp_mixed_precision: str | None = None,
         feature_cache: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.cfg = SFTConfig(**sft)
         self.model = None
         self.tokenizer = None
         self.gate_tokenizer = None
@@ -82,10 +117,8 @@ class SFTModule(L.LightningModule):
         loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
         self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
         attach_feature_cache(self.model, self.hparams.feature_cache, sharded=self.device_mesh is not None)
-        if self.hparams.aux_unimodal_weight > 0:
-            if not self.hparams.aux_dataset:
-                raise ValueError("stage.aux_unimodal_weight > 0 needs the dataset's label set (aux_dataset)")
-            hidden, classes = self.model.config.hidden_size, len(labels_for(self.hparams.aux_dataset))
+        if self.cfg.aux_unimodal_weight > 0:
+            hidden, classes = self.model.config.hidden_size, len(labels_for(self.cfg.aux_dataset))
             self.aux_heads = torch.nn.ModuleDict({m: torch.nn.Linear(hidden, classes) for m in ("video", "audio")})
         if self.device_mesh is not None:  # ModelParallelStrategy (FSDP2)
             heads = list(self.aux_heads.values()) if self.aux_heads is not None else []
@@ -96,12 +129,12 @@ class SFTModule(L.LightningModule):
     @override
     def configure_optimizers(self):
         params = trainable_parameters(self.model) + (list(self.aux_heads.parameters()) if self.aux_heads else [])
-        optimizer = build_optimizer(params, self.hparams.optim)
+        optimizer = build_optimizer(params, self.cfg.optim)
         scheduler = warmup_cosine(
             optimizer,
             total_steps=planned_optimizer_steps(self.trainer),
-            warmup_ratio=float(self.hparams.optim.get("warmup_ratio", 0.03)),
-            min_lr_ratio=float(self.hparams.optim.get("min_lr_ratio", 0.0)),
+            warmup_ratio=float(self.cfg.optim.get("warmup_ratio", 0.03)),
+            min_lr_ratio=float(self.cfg.optim.get("min_lr_ratio", 0.0)),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -118,17 +151,18 @@ class SFTModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         out = self.model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels)
         size = len(batch)
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
+        loss, global_loss = token_weighted_loss(out.loss, out.num_target_tokens, self.trainer.world_size)
+        self.log("train/loss", global_loss, prog_bar=True, batch_size=size)
         self.log("train/target_tokens", float(out.num_target_tokens), batch_size=size, reduce_fx="sum")
         if self.aux_heads is None:
-            return out.loss
+            return loss
         aux = self.unimodal_probe_loss(batch, out)
         self.log("train/aux_unimodal_loss", aux, batch_size=size)
-        return out.loss + self.hparams.aux_unimodal_weight * aux
+        return loss + self.cfg.aux_unimodal_weight * aux
 
     def unimodal_probe_loss(self, batch: Batch, out) -> torch.Tensor:
         """Cross-entropy of a linear probe per modality on its mean projected feature (see the docstring)."""
-        labels = labels_for(self.hparams.aux_dataset)
+        labels = labels_for(self.cfg.aux_dataset)
         targets = torch.tensor([labels.index(m["label"]) for m in batch.meta], device=batch.input_ids.device)
         has = {
             "video": (batch.input_ids == self.model.video_token_id).any(dim=1),
@@ -160,7 +194,7 @@ class SFTModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         out = self.model(batch.input_ids, batch.attention_mask, batch.media, labels=batch.labels)
         self.log("val/loss", out.loss, prog_bar=True, batch_size=len(batch), sync_dist=True)
-        if batch_idx >= self.hparams.val_generate_batches:
+        if batch_idx >= self.cfg.val_generate_batches:
             return
         prompt_ids, prompt_mask = prompts_from_training_batch(
             batch.input_ids, batch.labels, self.tokenizer.pad_token_id
@@ -170,13 +204,13 @@ class SFTModule(L.LightningModule):
             prompt_ids,
             prompt_mask,
             batch.media,
-            max_new_tokens=self.hparams.val_max_new_tokens,
+            max_new_tokens=self.cfg.val_max_new_tokens,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
         )
         texts = self.tokenizer.batch_decode(generation.tokens, skip_special_tokens=True)
         correct = [
-            predicted_label(text, meta["dataset"], self.hparams.task) == meta["label"]
+            predicted_label(text, meta["dataset"], self.cfg.task) == meta["label"]
             for text, meta in zip(texts, batch.meta)
         ]
         self.log(

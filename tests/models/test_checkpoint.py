@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -67,3 +68,26 @@ def test_folder_without_weights_or_config_names_what_is_missing(tiny_model, toke
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava"}))
     with pytest.raises(CheckpointError, match="model_type 'llava' is not supported"):
         load_model(tmp_path)
+
+
+def test_every_loader_dispatches_on_model_type_the_same_way(tiny_model, tokenizer, tmp_path):
+    """load_model, describe and instantiate (and the evaluation's layer count) read model_type through one
+    dispatcher: the same kinds, the same error for a type none of them knows."""
+    from src.evaluation.runner import llm_layers
+    from src.models.checkpoint import model_kind
+    from src.models.factory import ModelSpec, describe, instantiate
+
+    folder = save_model(tiny_model, tokenizer, tokenizer, tmp_path / "export")
+    assert model_kind(folder) == "export"
+    assert model_kind(folder, {"model_type": "HumanOmni_qwen2"}) == "humanomni"
+    assert llm_layers(folder) == tiny_model.config.llm["num_hidden_layers"]
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "llava"}))
+    for load in (
+        lambda: load_model(folder),
+        lambda: describe(ModelSpec(pretrained=str(folder))),  # used to fail with KeyError 'omni'
+        lambda: instantiate(ModelSpec(pretrained=str(folder))),
+        lambda: llm_layers(folder),
+    ):
+        with pytest.raises(CheckpointError, match=re.escape(f"{folder}/config.json: model_type 'llava' is not")):
+            load()

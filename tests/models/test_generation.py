@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from src.models.generation import generate
@@ -100,3 +101,44 @@ def test_sampling_is_reproducible_with_a_generator(tiny_model, tokenizer):
     ]
     assert torch.equal(runs[0], runs[1])
     assert runs[0].shape[0] == 9
+
+
+@pytest.mark.slow
+def test_sharded_ranks_decode_in_lockstep(tmp_path):
+    """Under FSDP a rank whose rows all reached EOS keeps stepping (emitting padding) until every rank is done:
+    otherwise it leaves the decode loop while the others still call the sharded forward, and the ranks'
+    collectives stop pairing up (a hang, here a 60 s timeout). 2 CPU processes, gloo, FSDP2 on the tiny model."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    ranks = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.models.fsdp_decode_rank",
+                str(rank),
+                "2",
+                str(tmp_path / "init"),
+                str(tmp_path / f"rank{rank}.json"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in ranks]
+    for rank, process in enumerate(ranks):
+        assert process.returncode == 0, f"rank {rank} failed:\n{outputs[rank][-3000:]}"
+    first, second = (json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2))
+    pad = first["tokens"][-1]
+    assert first["tokens"] == [first["eos"]] + [pad] * 5  # done after one step, then padding while rank 1 ran
+    assert second["tokens"] == second["reference"]  # all 6 steps, the unsharded model's greedy tokens

@@ -78,3 +78,17 @@ class _LengthRegistry:
 
     def provenance(self, name: str) -> dict[str, str]:
         return {"package": "tests", "version": "0", "object": "tests.stages.helpers:LengthReward"}
+
+
+class RecordSampleIds(L.Callback):
+    """Append each training step's sample ids, as this rank read them, to ``<run_dir>/sample_ids.rank<r>.jsonl``."""
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        import json
+        from pathlib import Path
+
+        path = Path(trainer.default_root_dir) / f"sample_ids.rank{trainer.global_rank}.jsonl"
+        with path.open("a") as handle:
+            handle.write(json.dumps({"step": trainer.global_step, "ids": [m["id"] for m in batch.meta]}) + "\n")

@@ -1,4 +1,7 @@
-"""The GRPO stage: one step trains what it should, shares encoder passes, logs per reward, runs under DDP."""
+"""The GRPO stage: one step trains what it should, shares encoder passes, logs per reward.
+
+DDP and FSDP2 runs: tests/stages/test_distributed.py.
+"""
 
 from __future__ import annotations
 
@@ -191,37 +194,6 @@ def test_misspelled_reward_fails_fast_with_a_suggestion(stage_corpus, tiny_expor
     )
     with pytest.raises(Exception, match="Did you mean 'answer'"):
         build_module(cfg, cfg.stage.init_from)
-
-
-@pytest.mark.slow
-def test_grpo_step_under_ddp_on_two_cpu_processes(stage_corpus, tiny_export, run_train, tmp_path):
-    run_train(
-        *GRPO,
-        *corpus_overrides(stage_corpus),
-        f"stage.init_from={tiny_export}",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.precision=32-true",
-    )
-    assert load_model(tmp_path / "runs/grpo/export").model.config.preset == "tiny"
-
-
-@pytest.mark.slow
-def test_grpo_steps_under_fsdp2_on_two_cpu_processes(stage_corpus, tiny_export, run_train, tmp_path):
-    # generation and scoring go through the sharded root's forward; the reference is sharded on its own
-    result = run_train(
-        *GRPO,
-        *corpus_overrides(stage_corpus),
-        f"stage.init_from={tiny_export}",
-        "stage.max_steps=2",
-        "trainer=fsdp2",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.fsdp.mixed_precision=null",
-    )
-    assert "fully_shard: 2 ranks" in result.stdout + result.stderr
-    assert load_model(tmp_path / "runs/grpo/export").model.config.preset == "tiny"
 
 
 def test_the_cli_rejects_a_misspelled_reward_within_seconds(run_train):

@@ -1,4 +1,4 @@
-"""`python -m src.train` for real: resume after SIGKILL, DDP and FSDP2 on 2 CPU processes, learning."""
+"""`python -m src.train` for real: resume after SIGKILL (DDP and FSDP2: tests/stages/test_distributed.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from src.models.checkpoint import load_model
 from src.models.omni import OmniModel
 from src.models.presets import get_preset
 from src.models.tokenizer import build_tiny_tokenizer
@@ -52,34 +51,3 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(stage_corpus, run_tr
     initial = OmniModel.from_tokenizer(get_preset("tiny"), build_tiny_tokenizer()).state_dict()
     changed = [n for n in straight if not torch.allclose(straight[n], initial[n])]
     assert len(changed) > 0.5 * len(straight)
-
-
-@pytest.mark.slow
-def test_ddp_fit_on_two_cpu_processes(stage_corpus, run_train, tmp_path):
-    run_train(
-        *SHORT_RUN,
-        *corpus_overrides(stage_corpus),
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.precision=32-true",
-        "stage.max_epochs=1",
-    )
-    loaded = load_model(tmp_path / "runs/base/export")
-    assert loaded.model.config.preset == "tiny"
-
-
-@pytest.mark.slow
-def test_fsdp2_fit_shards_over_two_cpu_processes(stage_corpus, run_train, tmp_path):
-    result = run_train(
-        *SHORT_RUN,
-        *corpus_overrides(stage_corpus),
-        "trainer=fsdp2",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.fsdp.mixed_precision=null",
-        "stage.max_epochs=1",
-    )
-    assert "fully_shard: 2 ranks" in result.stdout + result.stderr
-    loaded = load_model(tmp_path / "runs/base/export")
-    assert loaded.model.config.preset == "tiny"

@@ -17,8 +17,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import shutil
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from src import atomic
 from src.data.manifest import Reasoning, Sample, write_manifest
 from src.data.synth import text
 from src.data.synth.au_csv import write_au_csv
@@ -226,14 +225,8 @@ def ensure_corpus(
             raise FileExistsError(
                 f"{out_dir} is not empty and holds no {INFO_NAME}: refusing to replace it with a corpus"
             )
-        staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
+        with atomic.replacing_folder(
+            out_dir
+        ) as staging:  # an outdated corpus is replaced once the new one is whole
             generate_corpus(staging, config, workers=workers)
-            retired = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            if out_dir.exists():  # an outdated corpus: moved aside, deleted once the new one is in place
-                out_dir.rename(retired)
-            staging.rename(out_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return out_dir / MANIFEST_NAME
