@@ -179,6 +179,7 @@ def test_imports_go_down_the_layers(graph) -> None:
 
 
 HEAVY_OPTIONAL = ("wandb", "peft", "timm")
+SYNTH_GENERATOR = ("src.data.synth.corpus", "av")  # only a process that makes a corpus needs them
 
 
 @pytest.mark.slow
@@ -186,14 +187,17 @@ def test_training_stack_leaves_heavy_optional_modules_unimported() -> None:
     """Importing the trainer and the stage modules pulls in none of the optional heavy packages.
 
     wandb is imported only by ``logger=wandb`` (timm imported it whenever installed: the projectors no longer
-    use timm), peft only for LoRA. Not listed, because Lightning imports them whenever they are installed and
+    use timm), peft only for LoRA; the synthetic corpus's generator (and PyAV) only where a corpus is made,
+    not by the tiny tokenizer, which reads its vocabulary. Not listed, because Lightning imports them whenever they are installed and
     no code of ours can stop it: torchmetrics (Lightning reads its version by importing it), and through it
     matplotlib, torchvision and torch._dynamo/_inductor (docs/performance.md, "Start-up").
     """
     code = (
         "import sys\n"
         "import src.stages.runner, src.stages.sft, src.stages.grpo, src.evaluation.runner, src.migr.build\n"
-        f"print(' '.join(m for m in {HEAVY_OPTIONAL!r} if m in sys.modules))\n"
+        "from src.models.tokenizer import build_tiny_tokenizer\n"
+        "build_tiny_tokenizer()\n"  # reads the synthetic corpus's vocabulary, not its generator
+        f"print(' '.join(m for m in {HEAVY_OPTIONAL + SYNTH_GENERATOR!r} if m in sys.modules))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(

@@ -16,10 +16,27 @@ Example:
 
 from __future__ import annotations
 
-from src.data.synth.corpus import MANIFEST_NAME, ensure_corpus, generate_corpus, is_current, render_clip
-from src.data.synth.plan import ClipPlan, SynthConfig, plan_corpus
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from src.data.synth.corpus import MANIFEST_NAME, ensure_corpus, generate_corpus, is_current, render_clip
+    from src.data.synth.plan import ClipPlan, SynthConfig, plan_corpus
 
 DEFAULT_CORPUS_DIR = "data/synth"
+
+# Imported on first use (PEP 562): the tiny tokenizer reads src.data.synth.text's vocabulary in every training
+# and evaluation process, and importing the generator (PyAV, the face and voice renderers) there cost ~0.1 s.
+_LAZY = {
+    "MANIFEST_NAME": "src.data.synth.corpus",
+    "ensure_corpus": "src.data.synth.corpus",
+    "generate_corpus": "src.data.synth.corpus",
+    "is_current": "src.data.synth.corpus",
+    "render_clip": "src.data.synth.corpus",
+    "ClipPlan": "src.data.synth.plan",
+    "SynthConfig": "src.data.synth.plan",
+    "plan_corpus": "src.data.synth.plan",
+}
 
 __all__ = [
     "DEFAULT_CORPUS_DIR",
@@ -32,3 +49,11 @@ __all__ = [
     "plan_corpus",
     "render_clip",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
