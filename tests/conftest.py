@@ -37,6 +37,20 @@ def stage_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def learnable_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Manifest of a 420-clip synthetic corpus (seed 1; 126 held-out clips) for the tests that learn from it.
+
+    Generated once per run and shared by the pytest-xdist workers, with its media cache (``.cache`` beside the
+    manifest): :func:`ensure_corpus` lets one process generate while the others wait on its lock.
+    """
+    from src.data.synth import ensure_corpus
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder, not a worker's
+    return ensure_corpus(shared / "shared" / "learnable_corpus", n=420, seed=1)
+
+
+@pytest.fixture(scope="session")
 def clips_and_random_tiny(tmp_path_factory: pytest.TempPathFactory):
     """``(samples, model, tokenizer, loader)``: 5 clips of a 14-clip synthetic corpus, a random tiny model in
     eval mode, its tokenizer and a media loader of its shapes (for comparing batched scoring with references)."""
@@ -68,8 +82,91 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(model, tokenizer, tokenizer, tmp_path_factory.mktemp("tiny_export") / "export")
 
 
+# ---- the suite leaves the repository as it found it -----------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+# Caches of the tools themselves (not written by the code under test) and the installed package's metadata
+_TOOL_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "htmlcov", ".ipynb_checkpoints"}
+
+
+def _repo_files() -> set[str]:
+    """Every file under the repository (relative paths), tools' caches aside."""
+    found = set()
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in _TOOL_DIRS and not d.endswith(".egg-info")]
+        relative = Path(folder).relative_to(REPO)
+        found.update((relative / name).as_posix() for name in files if not name.startswith(".coverage"))
+    return found
+
+
+# ---- the order in which pytest-xdist hands out the test modules ------------------------------------------------
+# `make test` runs `--dist loadscope --no-loadscope-reorder`: a worker takes a whole module at a time (its module
+# fixtures are built once), the next free worker the next module in collection order. Ordering the modules
+# longest first (the seconds measured by earlier runs, kept in pytest's cache) leaves short ones for the end, so
+# no worker sits idle while the other finishes a long module. A test without a measured time counts as
+# _UNMEASURED seconds (a slow one as _UNMEASURED_SLOW).
+_DURATIONS_KEY = "migr/test_seconds"
+_UNMEASURED, _UNMEASURED_SLOW = 0.1, 30.0
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, start the slow (end-to-end, multi-process) tests first so no long one is left for
-    the end while the other worker sits idle."""
-    if _WORKERS > 1:
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Under pytest-xdist (each worker sorts its own collection alike), the modules longest first, each
+    module's tests together and in their own order."""
+    if _WORKERS <= 1 or config.cache is None:
+        return
+    known = config.cache.get(_DURATIONS_KEY, {})
+    seconds: dict[str, float] = {}
+    first: dict[str, int] = {}  # module -> position of its first test (the order among equals)
+    for index, item in enumerate(items):
+        guess = _UNMEASURED_SLOW if item.get_closest_marker("slow") else _UNMEASURED
+        module = _module(item.nodeid)
+        seconds[module] = seconds.get(module, 0.0) + known.get(item.nodeid, guess)
+        first.setdefault(module, index)
+    items.sort(key=lambda item: (-seconds[_module(item.nodeid)], first[_module(item.nodeid)]))
+
+
+class _Session:
+    """What the controlling process (or the only one) keeps for the whole run: the repository's files before
+    the first test, and each test's seconds (setup + call + teardown, reported by whichever worker ran it)."""
+
+    files_before: set[str] | None = None
+    seconds: dict[str, float] | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # not a pytest-xdist worker
+        _Session.files_before = _repo_files()
+        _Session.seconds = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _Session.seconds is not None:
+        _Session.seconds[report.nodeid] = _Session.seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Keep this run's test times for the next run's order; fail the run when its tests left new files in the
+    repository (a run that wrote under ``./runs``, ``./data``, ``./wandb`` ... instead of its ``tmp_path``)."""
+    if _Session.files_before is None:
+        return
+    if _Session.seconds and session.config.cache is not None:
+        known = session.config.cache.get(_DURATIONS_KEY, {})
+        session.config.cache.set(
+            _DURATIONS_KEY, {**known, **{k: round(v, 2) for k, v in _Session.seconds.items()}}
+        )
+    new = sorted(_repo_files() - _Session.files_before)
+    if new:
+        shown = "\n  ".join(new[:20]) + (f"\n  ... and {len(new) - 20} more" if len(new) > 20 else "")
+        message = (
+            f"the tests left {len(new)} new file(s) in the repository {REPO} (write under tmp_path):\n  {shown}"
+        )
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "files left in the repository", red=True)
+            reporter.write_line(message)
+        else:
+            print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

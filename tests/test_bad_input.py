@@ -284,6 +284,7 @@ def test_the_build_gets_the_tables_answer(combined, tiny_export, tmp_path) -> No
         "data.on_error=skip",
         f"model_path={tiny_export}",
         f"out_dir={tmp_path / 'build'}",
+        f"runs_dir={tmp_path}",
         "importance.batch_size=8",
         "splits=[train]",
     )

@@ -87,6 +87,7 @@ def eval_config(manifest: Path, model: Path, output_dir: Path, *overrides: str) 
                 f"data.cache_dir={manifest.parent / '.cache'}",
                 f"model_path={model}",
                 f"output_dir={output_dir}",
+                f"feature_cache.dir={Path(output_dir).parent / 'feature_cache'}",  # not under ./runs
                 "split=train",
                 "limit=8",
                 "batch_size=3",

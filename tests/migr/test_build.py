@@ -23,6 +23,7 @@ def built(stage_corpus, tiny_export, tmp_path_factory):
         *corpus_overrides(stage_corpus)[:3],
         f"model_path={tiny_export}",
         f"out_dir={out}",
+        f"runs_dir={out.parent}",  # the feature cache goes under runs_dir
         "importance.batch_size=8",
     )
     return build(cfg), out, stage_corpus
@@ -87,6 +88,7 @@ def test_the_oracle_build_orders_by_the_true_dominant_modality_and_can_leave_out
         *corpus_overrides(stage_corpus)[:3],
         f"model_path={tiny_export}",
         f"out_dir={tmp_path}",
+        f"runs_dir={tmp_path / 'runs'}",
         "importance.batch_size=8",
         "reorder.order_source=manifest",
         "fau.enabled=false",
@@ -109,6 +111,7 @@ def test_the_oracle_build_orders_by_the_true_dominant_modality_and_can_leave_out
                 *corpus_overrides(stage_corpus)[:3],
                 f"model_path={tiny_export}",
                 f"out_dir={tmp_path / 'bad'}",
+                f"runs_dir={tmp_path / 'runs'}",
                 "reorder.order_source=truth",
             )
         )
@@ -137,7 +140,9 @@ def test_a_second_build_into_a_held_folder_fails_naming_the_holder(tmp_path, sta
     from src.folder_lock import FolderLock, FolderLockError
 
     out = tmp_path / "build"
-    cfg = _compose_build(*corpus_overrides(stage_corpus)[:3], f"model_path={tiny_export}", f"out_dir={out}")
+    cfg = _compose_build(
+        *corpus_overrides(stage_corpus)[:3], f"model_path={tiny_export}", f"out_dir={out}", f"runs_dir={tmp_path}"
+    )
     with (
         FolderLock(out, command="python -m src.migr.build (the first)"),
         pytest.raises(
