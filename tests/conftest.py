@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -98,6 +99,15 @@ def _repo_files() -> set[str]:
     return found
 
 
+def _tracked_files() -> set[str]:
+    """The files git tracks (a checkout or rebase during the run adds files no test wrote); none without git."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return set()
+    return set(listed.decode().split("\0")) - {""}
+
+
 # ---- the order in which pytest-xdist hands out the test modules ------------------------------------------------
 # `make test` runs `--dist loadscope --no-loadscope-reorder`: a worker takes a whole module at a time (its module
 # fixtures are built once), the next free worker the next module in collection order. Ordering the modules
@@ -157,7 +167,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.cache.set(
             _DURATIONS_KEY, {**known, **{k: round(v, 2) for k, v in _Session.seconds.items()}}
         )
-    new = sorted(_repo_files() - _Session.files_before)
+    new = sorted(_repo_files() - _Session.files_before - _tracked_files())
     if new:
         shown = "\n  ".join(new[:20]) + (f"\n  ... and {len(new) - 20} more" if len(new) > 20 else "")
         message = (
