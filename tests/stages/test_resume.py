@@ -4,6 +4,10 @@ A run is SIGKILLed at a random step (also while a checkpoint is written, and whi
 resumed with ``ckpt_path=last``, and compared with an uninterrupted run of the same length: the exported
 weights bit for bit, ``logs/metrics.csv`` row for row (wall-clock columns aside) and, for GRPO,
 ``completions.jsonl`` line for line. Both runs use the same host and thread count, so equality is exact.
+
+Only the killed run needs a process of its own (``python -m src.train``, SIGKILLed by a callback); the
+uninterrupted run and the resume run in this process through :func:`src.stages.runner.run_stage`, which is all
+``src.train``'s ``main`` does (each start of a process importing torch + transformers + Lightning costs ~8 s).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from safetensors.torch import load_file
 
 from src.folder_lock import FolderLock, FolderLockError
 from src.stages.run_folder import RunFolderError, open_run_folder, trim_history
+from src.stages.runner import run_stage
 from tests.helpers import compose_train, corpus_overrides
 from tests.stages.conftest import train
 
@@ -93,15 +98,20 @@ def grpo_common(stage_corpus: Path, tiny_export: Path) -> list[str]:
     return [*GRPO, *corpus_overrides(stage_corpus), f"stage.init_from={tiny_export}"]
 
 
+def train_here(runs: Path, *overrides: str) -> Path:
+    """What ``python -m src.train <overrides>`` with runs under ``runs`` does, in this process; its export."""
+    return run_stage(compose_train(f"runs_dir={runs}", *overrides))
+
+
 @pytest.fixture(scope="module")
 def sft_straight(runs: Path, sft_common: list[str]) -> Path:
-    train(runs, *sft_common, "run_name=sft_straight")
+    train_here(runs, *sft_common, "run_name=sft_straight")
     return runs / "sft_straight"
 
 
 @pytest.fixture(scope="module")
 def grpo_straight(runs: Path, grpo_common: list[str], tiny_export: Path) -> Path:
-    train(runs, *grpo_common, "run_name=grpo_straight")
+    train_here(runs, *grpo_common, "run_name=grpo_straight")
     straight = runs / "grpo_straight"
     # GRPO moved the weights (so equality below means something)
     initial, trained = (
@@ -112,11 +122,10 @@ def grpo_straight(runs: Path, grpo_common: list[str], tiny_export: Path) -> Path
     return straight
 
 
-def _kill_then_resume(runs: Path, common: list[str], name: str, *kill: str) -> str:
+def _kill_then_resume(runs: Path, common: list[str], name: str, *kill: str) -> None:
     killed = train(runs, *common, f"run_name={name}", *kill, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = train(runs, *common, f"run_name={name}", "ckpt_path=last")
-    return resumed.stdout + resumed.stderr
+    assert train_here(runs, *common, f"run_name={name}", "ckpt_path=last") == runs / name / "export"
 
 
 @pytest.mark.slow
@@ -173,8 +182,8 @@ def test_grpo_killed_during_export_exports_on_resume(runs, grpo_common, grpo_str
     )
     assert killed.returncode == -signal.SIGKILL
     assert (runs / name / "checkpoints/last.ckpt").exists() and not (runs / name / "export").exists()
-    resumed = train(runs, *grpo_common, f"run_name={name}", "ckpt_path=last")
-    assert f"exported: {runs / name / 'export'}" in resumed.stdout
+    # run_stage returns (and src.train prints) the export only after checking this run's final step wrote it
+    assert train_here(runs, *grpo_common, f"run_name={name}", "ckpt_path=last") == runs / name / "export"
     assert_same_run(grpo_straight, runs / name)
 
 
