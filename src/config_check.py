@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RULES", "ConfigError", "Range", "check_numbers"]
+__all__ = ["RULES", "ConfigError", "Range", "check_combinations", "check_numbers"]
 
 
 class ConfigError(ValueError):
@@ -189,3 +189,54 @@ def check_numbers(config: Mapping[str, Any], rules: Mapping[str, Range | tuple[R
                 problems.append(f"{key}={value!r}: expected {allowed}")
     if problems:
         raise ConfigError("invalid setting" + ("s" if len(problems) > 1 else "") + ": " + "; ".join(problems))
+
+
+SHARDED_STRATEGIES = ("fsdp", "fsdp2")
+
+
+def check_combinations(config: Mapping[str, Any]) -> None:
+    """Refuse model/trainer options that cannot work together, when a training run starts (before its data or
+    model is built), instead of failing after the whole run or exporting something false.
+
+    * 4/8-bit quantization (bitsandbytes) under ``trainer.strategy=fsdp|fsdp2``: FSDP cannot shard quantized
+      weights.
+    * quantization without LoRA: the quantized LLM weights take no gradient, and the run would have no
+      full-precision weights to export (a quantized run exports its LoRA adapter plus a reference to the base).
+    * LoRA under ``fsdp|fsdp2``: the export merges the adapter into the weights, which sharded parameters do not
+      support (the run used to fail only at export, after training).
+
+    Raises:
+        ConfigError: one line per combination, naming the keys, their values and what is allowed.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
+    model = config.get("model") or {}
+    strategy = (config.get("trainer") or {}).get("strategy")
+    bits = model.get("quantization_bits")
+    lora = bool((model.get("lora") or {}).get("enabled"))
+    problems = []
+    if bits is not None and (isinstance(bits, bool) or bits not in (4, 8)):
+        problems.append(f"model.quantization_bits={bits!r}: expected 4, 8 or null")
+    elif bits and strategy in SHARDED_STRATEGIES:
+        problems.append(
+            f"model.quantization_bits={bits} with trainer.strategy={strategy}: FSDP cannot shard bitsandbytes' "
+            f"{bits}-bit weights; allowed: quantization with trainer=cpu|gpu|ddp, or trainer={strategy} with "
+            "model.quantization_bits=null"
+        )
+    if bits in (4, 8) and not lora:
+        problems.append(
+            f"model.quantization_bits={bits} with model.lora.enabled=false: the {bits}-bit LLM weights take no "
+            "gradient and a quantized model has no full-precision weights to export; allowed: "
+            "model.lora.enabled=true (QLoRA: the export is the adapter plus a reference to the base model) or "
+            "model.quantization_bits=null"
+        )
+    if lora and strategy in SHARDED_STRATEGIES:
+        problems.append(
+            f"model.lora.enabled=true with trainer.strategy={strategy}: the export merges the adapter into the "
+            "weights, which sharded parameters do not support (the run would fail at export, after training); "
+            f"allowed: LoRA with trainer=cpu|gpu|ddp, or trainer={strategy} with model.lora.enabled=false"
+        )
+    if problems:
+        raise ConfigError("impossible combination of settings: " + "; ".join(problems))

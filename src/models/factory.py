@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from src.models.checkpoint import LoadedModel, load_model, model_kind, read_config
+from src.config_check import ConfigError
+from src.models.checkpoint import AdapterBase, LoadedModel, load_model, model_kind, read_config
 from src.models.lora import apply_lora
 from src.models.omni import OmniModel
 from src.models.presets import OmniConfig, get_preset
@@ -151,6 +152,8 @@ def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0)
             model=model, tokenizer=description.tokenizer, gate_tokenizer=description.gate_tokenizer
         )
         log.info("model: fresh %s preset (seed %d)", spec.preset, seed)
+    elif model_kind(source) == "adapter":
+        return _continue_adapter(spec, source)
     else:
         if model_kind(source) == "humanomni":
             from src.models.humanomni import load_humanomni
@@ -164,9 +167,66 @@ def instantiate(spec: ModelSpec, init_from: str | None = None, *, seed: int = 0)
     model.to(DTYPES[spec.dtype])
     model.freeze(**{**{"vision_tower": True, "audio_tower": True, "bert_model": True}, **spec.freeze})
     if spec.quantization_bits:
+        if source is None:
+            raise ConfigError(QUANTIZED_NEEDS_BASE.format(bits=spec.quantization_bits))
         quantize_llm(model, spec.quantization_bits, compute_dtype=DTYPES[spec.dtype])
+        options = _released_options(spec) if model_kind(source) == "humanomni" else {}
+        model.adapter_base = AdapterBase(folder=source, options=options)  # what the adapter export refers to
     if spec.lora.get("enabled"):
         options = {k: v for k, v in spec.lora.items() if k != "enabled"}
         apply_lora(model, **options)
+    model.train()
+    return loaded
+
+
+QUANTIZED_NEEDS_BASE = (
+    "model.quantization_bits={bits} needs full-precision base weights to quantize and to refer the exported "
+    "adapter to: set stage.init_from or model.pretrained to a model folder (a fresh model.preset has none)"
+)
+
+
+def check_weights_source(spec: ModelSpec, init_from: str | None) -> None:
+    """Refuse, before anything is built, a run whose weights source does not fit its quantization / LoRA.
+
+    A quantized run needs a base folder; a run starting from an adapter export (a LoRA adapter on a quantized
+    base) can only continue that adapter: same bits, LoRA on, same adapter shape. Anything else would train or
+    export a model that is not the one the adapter describes.
+
+    Raises:
+        ConfigError: naming the keys, the values and what is allowed.
+    """
+    source = weights_source(spec, init_from)
+    bits = spec.quantization_bits
+    if bits and source is None:
+        raise ConfigError(QUANTIZED_NEEDS_BASE.format(bits=bits))
+    if source is None or model_kind(source) != "adapter":
+        return
+    raw = read_config(source)
+    key = "stage.init_from" if init_from else "model.pretrained"
+    wanted = {k: v for k, v in spec.lora.items() if k != "enabled"}
+    stored = raw["lora"]
+    different = sorted(k for k in ("r", "alpha") if k in wanted and wanted[k] != stored[k])
+    if bits != raw["quantization_bits"] or not spec.lora.get("enabled") or different:
+        raise ConfigError(
+            f"{key}={str(source)!r} is a LoRA adapter on a {raw['quantization_bits']}-bit base "
+            f"(r={stored['r']}, alpha={stored['alpha']}); a run from it continues that adapter: allowed "
+            f"model.quantization_bits={raw['quantization_bits']} model.lora.enabled=true with the same "
+            f"model.lora.r/alpha (got model.quantization_bits={bits}, model.lora.enabled="
+            f"{str(bool(spec.lora.get('enabled'))).lower()}"
+            + "".join(f", model.lora.{k}={wanted[k]}" for k in different)
+            + ")"
+        )
+
+
+def _continue_adapter(spec: ModelSpec, source: Path) -> LoadedModel:
+    """A run from an adapter export: its base quantized again, its adapter (and trained tensors) trainable."""
+    check_weights_source(spec, str(source))
+    loaded = load_model(source, dtype=DTYPES[spec.dtype])
+    model = loaded.model
+    model.freeze(**{**{"vision_tower": True, "audio_tower": True, "bert_model": True}, **spec.freeze})
+    for name, param in model.llm.named_parameters():
+        if ".lora_" in name:
+            param.requires_grad_(True)
+    log.info("model: LoRA adapter of %s on its base %s", source, model.adapter_base.folder)
     model.train()
     return loaded

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 from torch import Tensor
 
@@ -47,6 +48,17 @@ def has_lora(model: OmniModel) -> bool:
     from peft import PeftModel
 
     return isinstance(model.llm, PeftModel)
+
+
+def lora_options(model: OmniModel) -> dict[str, Any]:
+    """The :func:`apply_lora` keyword arguments that rebuild ``model``'s adapter (for an adapter export)."""
+    config = model.llm.peft_config["default"]
+    return {
+        "r": int(config.r),
+        "alpha": int(config.lora_alpha),
+        "dropout": float(config.lora_dropout),
+        "target_modules": sorted(config.target_modules),
+    }
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Quantization replaces the LLM's decoder ``nn.Linear`` layers (not ``lm_head``, not the towers/projectors) by
 bitsandbytes layers holding the same weights. Combine with :func:`src.models.lora.apply_lora` for QLoRA-style
-training. A quantized model is not exported as merged weights: export LoRA runs from the unquantized base.
+training. A quantized model is never exported as merged full-precision weights: its export is the LoRA adapter
+plus a reference to the base (:func:`src.models.checkpoint.save_adapter_model`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def _quantized(linear: nn.Linear, bits: Literal[4, 8], compute_dtype: torch.dtyp
             quant_type="nf4",
         )
         layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4")
+        # On a CPU with AVX512-BF16, bitsandbytes repacks the weight in place at the first eval-mode forward
+        # without grad, and the layer then fails in training ("a view of a leaf Variable that requires grad is
+        # being used in an in-place operation"): GRPO alternates generation and training, so keep the canonical
+        # NF4 layout (same weights; the repacked form only speeds up CPU inference).
+        layer.support_avx512bf16_for_cpu = False
     if linear.bias is not None:
         layer.bias = nn.Parameter(linear.bias.data.clone(), requires_grad=False)
     return layer.to(device)  # moving the layer quantizes its weight

@@ -59,6 +59,11 @@ def _weight_files(folder: Path) -> list[str]:
     )
 
 
+def weight_file_names(folder: str | os.PathLike) -> list[str]:
+    """The safetensors files that hold a model folder's weights (shards in index order, or the single file)."""
+    return _weight_files(Path(folder))
+
+
 def stored_keys(folder: Path) -> list[str]:
     """Tensor names of a weights folder, read from the headers only (no tensor is loaded)."""
     keys: list[str] = []
@@ -114,11 +119,13 @@ def load_state_strict(model: nn.Module, state: dict[str, Tensor], source: str) -
 
 MODEL_TYPE = "migr_omni"  # config.json's model_type of our exports
 HUMANOMNI_TYPE = "HumanOmni_qwen2"  # ... of released HumanOmni / R1-Omni / ERV checkpoints
-MODEL_KINDS = {MODEL_TYPE: "export", HUMANOMNI_TYPE: "humanomni"}
+ADAPTER_TYPE = "migr_omni_adapter"  # ... of a LoRA adapter on a quantized base (src.models.checkpoint)
+MODEL_KINDS = {MODEL_TYPE: "export", HUMANOMNI_TYPE: "humanomni", ADAPTER_TYPE: "adapter"}
 
 
 def model_kind(folder: str | os.PathLike, config: dict[str, Any] | None = None) -> str:
-    """Which loader a model folder needs: ``"export"`` (ours) or ``"humanomni"`` (a released checkpoint).
+    """Which loader a model folder needs: ``"export"`` (ours), ``"adapter"`` (our export of a LoRA adapter on a
+    quantized base) or ``"humanomni"`` (a released checkpoint).
 
     The one place that reads ``model_type``: describing, instantiating and loading a folder all dispatch on
     this. ``config`` is the folder's ``config.json`` when already read. Any other type is an error naming the
@@ -129,7 +136,8 @@ def model_kind(folder: str | os.PathLike, config: dict[str, Any] | None = None) 
     if model_type not in MODEL_KINDS:
         raise CheckpointError(
             f"{Path(folder) / 'config.json'}: model_type {model_type!r} is not supported; expected "
-            f"{MODEL_TYPE!r} (our exports) or {HUMANOMNI_TYPE!r} (released HumanOmni/R1-Omni/ERV checkpoints)"
+            f"{MODEL_TYPE!r} (our exports), {ADAPTER_TYPE!r} (a LoRA adapter on a quantized base) or "
+            f"{HUMANOMNI_TYPE!r} (released HumanOmni/R1-Omni/ERV checkpoints)"
         )
     return MODEL_KINDS[model_type]
 

@@ -1,7 +1,8 @@
 """Exporting the trained model at the end of a stage as a loadable folder (safetensors + config + tokenizers).
 
 Works the same for a single process, DDP and FSDP2: the full state dict is gathered (LoRA merged into the base
-weights) and rank 0 writes the folder atomically. The next stage reads this folder, never a Lightning
+weights) and rank 0 writes the folder atomically. A LoRA run on a 4/8-bit LLM exports its adapter plus a
+reference to the base model instead (``model_type: migr_omni_adapter``). The next stage reads this folder, never a Lightning
 checkpoint of another stage.
 """
 
@@ -17,9 +18,10 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from src.models.checkpoint import save_model
+from src.models.checkpoint import save_adapter_model, save_model
 from src.models.lora import has_lora, merged_state_dict
 from src.models.omni import OmniModel
+from src.models.quantize import is_quantized
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,18 @@ def full_state_dict(model: OmniModel) -> dict[str, Tensor]:
 def export_module(
     module: L.LightningModule, folder: str | Path, *, extra: dict[str, Any] | None = None
 ) -> Path | None:
-    """Write ``module.model`` to ``folder``; returns the folder on rank 0, None elsewhere."""
+    """Write ``module.model`` to ``folder``; returns the folder on rank 0, None elsewhere.
+
+    A LoRA model on a quantized LLM is written as its adapter plus a reference to the base
+    (:func:`src.models.checkpoint.save_adapter_model`), never as merged weights: its base weights exist only
+    quantized, and merging into them would export another model than the one trained.
+    """
+    if is_quantized(module.model):
+        if module.trainer is not None and module.trainer.global_rank != 0:
+            return None
+        path = save_adapter_model(module.model, module.tokenizer, module.gate_tokenizer, folder, extra=extra)
+        log.info("exported the LoRA adapter and the reference to its base model to %s", path)
+        return path
     state = full_state_dict(module.model)
     if module.trainer is not None and module.trainer.global_rank != 0:
         return None

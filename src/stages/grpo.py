@@ -119,7 +119,10 @@ class GRPOModule(L.LightningModule):
         loaded = instantiate(ModelSpec(**self.hparams.model), self.hparams.init_from, seed=self.hparams.seed)
         self.model, self.tokenizer, self.gate_tokenizer = loaded.model, loaded.tokenizer, loaded.gate_tokenizer
         attach_feature_cache(self.model, self.hparams.feature_cache, sharded=self.device_mesh is not None)
-        if self.cfg.beta > 0 and not has_lora(self.model):
+        # With a fresh LoRA adapter the reference is the same module with the adapter disabled; an adapter
+        # continued from an adapter export (QLoRA SFT -> GRPO) starts away from its base, so it needs a copy.
+        continued = getattr(getattr(self.model, "adapter_base", None), "adapter_from", None) is not None
+        if self.cfg.beta > 0 and (not has_lora(self.model) or continued):
             # Under FSDP2 the reference is sharded on its own, so it cannot share the policy's tower modules.
             self._reference = [self._frozen_copy(self.model, share_towers=self.device_mesh is None)]
         if self.device_mesh is not None:
@@ -245,7 +248,7 @@ class GRPOModule(L.LightningModule):
         return meta.get("dominant")
 
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor:
-        if has_lora(self.model):
+        if not self._reference:  # a fresh LoRA adapter: the reference is the policy without it
             with adapter_disabled(self.model):
                 return completion_logprobs(self.model, rollout, temperature=self.cfg.temperature)[0]
         reference = self._reference[0]

@@ -17,10 +17,10 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from omegaconf import DictConfig, OmegaConf
 
 from src import atomic
-from src.config_check import check_numbers
+from src.config_check import check_combinations, check_numbers
 from src.data.datamodule import DataConfig, EmotionDataModule
 from src.data.sources import prepare_manifest
-from src.models.factory import ModelDescription, ModelSpec, describe
+from src.models.factory import ModelDescription, ModelSpec, check_weights_source, describe
 from src.stages.checkpoint_io import SafeCheckpointIO
 from src.stages.common import feature_cache_config, fsdp2_mixed_precision
 from src.stages.export import ExportOnTrainEnd, exported_step
@@ -308,13 +308,16 @@ def run_stage(cfg: DictConfig) -> Path:
     (checked: an export is never reported that was not written).
     """
     check_numbers(cfg)  # every numeric setting in range before anything is built
+    check_combinations(cfg)  # options that cannot work together (quantization, LoRA, FSDP)
     log_settings(cfg)
+    init_from = resolve_init_from(cfg)
+    spec = ModelSpec(**to_dict(cfg.model))
+    check_weights_source(spec, init_from)  # a quantized run has a base; an adapter is continued as it is
     L.seed_everything(int(cfg.seed), workers=True)
     os.makedirs(cfg.run_dir, exist_ok=True)
     lock, ckpt_path = open_run_folder(cfg)
     try:
-        init_from = resolve_init_from(cfg)
-        description = describe(ModelSpec(**to_dict(cfg.model)), init_from)
+        description = describe(spec, init_from)
         datamodule = build_datamodule(cfg, description)
         module = build_module(cfg, init_from)
         trainer = build_trainer(cfg)
