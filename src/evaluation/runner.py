@@ -282,7 +282,7 @@ def generation_settings(cfg: DictConfig, model_dir: Path) -> GenerationSettings:
 def llm_layers(model_dir: Path) -> int:
     """Number of LLM layers of a model folder, from its ``config.json`` (our exports or HumanOmni's)."""
     config = read_config(model_dir)
-    llm = config["omni"]["llm"] if model_kind(model_dir, config) == "export" else config
+    llm = config if model_kind(model_dir, config) == "humanomni" else config["omni"]["llm"]
     if "num_hidden_layers" not in llm:
         raise EvaluationError(f"{model_dir}/config.json: no num_hidden_layers; cannot place attention.layer")
     return int(llm["num_hidden_layers"])
