@@ -16,20 +16,12 @@ from src.stages.runner import run_stage
 from tests.helpers import compose_train, corpus_overrides
 
 
-@pytest.fixture(scope="module")
-def learning_corpus(tmp_path_factory):
-    from src.data.synth import ensure_corpus
-
-    # 126 held-out clips: enough that one run's noise stays far from the bars below
-    return ensure_corpus(tmp_path_factory.mktemp("learn") / "corpus", n=420, seed=1)
-
-
 @pytest.mark.slow
-def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learning_corpus, tmp_path):
+def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learnable_corpus, tmp_path):
     # the base stage SFT (label targets, modality dropout, unimodal probes): 400 steps of batch 16
     cfg = compose_train(
         "stage=base",
-        *corpus_overrides(learning_corpus),
+        *corpus_overrides(learnable_corpus),
         f"runs_dir={tmp_path}",
         "stage.max_steps=400",
         "stage.max_epochs=100",
@@ -38,8 +30,8 @@ def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learning_corpus, 
     )
     export = run_stage(cfg)
     loaded = load_model(export)
-    held_out = [s for s in read_manifest(learning_corpus) if s.split != "train"]
-    loader = MediaLoader(image_size=64, audio_seconds=3, cache_dir=learning_corpus.parent / ".cache")
+    held_out = [s for s in read_manifest(learnable_corpus) if s.split != "train"]
+    loader = MediaLoader(image_size=64, audio_seconds=3, cache_dir=learnable_corpus.parent / ".cache")
     estimator = ImportanceEstimator(loaded.model, loaded.tokenizer, loaded.gate_tokenizer, loader)
     labels = labels_for("synth")
     logprobs = estimator.label_logprobs(held_out, labels)  # [N, 3, 7]
