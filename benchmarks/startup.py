@@ -1,12 +1,14 @@
 """How long the commands take to start: ``import torch``, torch + transformers, and each CLI up to its first step.
 
-Every figure is the median of ``--repeats`` fresh processes (launched from here, timed from the launch): the
-wall-clock, and the process's CPU time (user + system), which a host loaded by other work inflates much less.
-The overhead of our own imports and setup is the difference between a CLI's row and the torch + transformers
-row:
+Every figure is the median of ``--repeats`` fresh processes (launched from here, timed from the launch; the
+commands take turns, so a change of the host's load reaches them alike): the wall-clock, and the process's CPU
+time (user + system), which a host loaded by other work inflates much less. The overhead of our own imports and
+setup is the difference between a CLI's row and the torch + transformers row; the torch + transformers +
+Lightning row shows how much of it Lightning's own import is (it imports torchmetrics whole, see
+docs/performance.md "Start-up"):
 
 * ``import torch``; ``import torch`` + ``transformers``' Qwen2, SigLIP, Whisper and BERT models (what the
-  model needs whatever else is imported);
+  model needs whatever else is imported); the same + ``import lightning``;
 * ``python -m src.train stage=sft``: until the first training step starts (a Lightning callback given on the
   command line, ``+callbacks.first_step._target_=benchmarks.startup.first_step_callback``, prints a marker and
   ends the process), on a 14-clip synthetic corpus, tiny model, CSV logger;
@@ -15,8 +17,9 @@ row:
 * ``python -m src.train --help``, a config error (a misspelled key), ``python -m src.evaluate --help`` and
   ``python -m src.registry --check``.
 
-``--importtime`` also prints the largest packages under ``import src.stages.runner`` (``python -X importtime``,
-cumulative time of each top-level package as first imported there).
+``--importtime`` also runs ``python -X importtime`` on the torch + transformers import and on the training
+command up to its first step, and lists the top-level packages only the training command imports, with the
+import time spent in their own modules (a loaded host inflates these; read them as shares).
 
     python benchmarks/startup.py [--repeats 5] [--importtime]
 """
@@ -144,6 +147,9 @@ def commands(work: Path, manifest: Path, export: Path) -> dict[str, dict[str, An
         "import torch + transformers' Qwen2/SigLIP/Whisper/BERT": {
             "command": [python, "-c", f"import torch; {TRANSFORMERS_MODELS}"]
         },
+        "the same + import lightning": {
+            "command": [python, "-c", f"import torch; {TRANSFORMERS_MODELS}; import lightning"]
+        },
         "python -m src.train stage=sft: first step": {"command": train, "marker": MARKER},
         "python -m src.evaluate: first prediction": {"command": evaluate, "file": predictions},
         "python -m src.train --help": {"command": [python, "-m", "src.train", "--help"]},
@@ -153,56 +159,85 @@ def commands(work: Path, manifest: Path, export: Path) -> dict[str, dict[str, An
     }
 
 
-def import_breakdown(module: str, top: int = 15) -> list[tuple[str, float]]:
-    """Cumulative import seconds of the top-level packages first imported under ``import module``."""
-    out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    totals: dict[str, float] = {}
-    for line in out.splitlines():
+def _import_seconds(stderr: str) -> dict[str, float]:
+    """``python -X importtime``'s report: module -> seconds spent in its own body (imports inside it excluded)."""
+    seconds = {}
+    for line in stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        _, cumulative, name = line[len("import time:") :].split("|")
-        if not cumulative.strip().isdigit():
-            continue
-        depth = (len(name) - len(name.lstrip())) // 2
-        if depth == 1:  # imported directly by `module`'s own import chain
-            totals[name.strip()] = int(cumulative) / 1e6
+        own, _, name = line[len("import time:") :].split("|")
+        if own.strip().isdigit():
+            seconds[name.strip()] = int(own) / 1e6
+    return seconds
+
+
+def import_breakdown(command: list[str], baseline: list[str], top: int = 15) -> list[tuple[str, float]]:
+    """The top-level packages ``command`` imports and ``baseline`` does not, with the seconds of their modules
+    (``python -X importtime``; a command that prints :data:`MARKER` is ended there)."""
+
+    def imported(cmd: list[str]) -> dict[str, float]:
+        process = subprocess.run(
+            [cmd[0], "-X", "importtime", *cmd[1:]], cwd=ROOT, env=_env(), capture_output=True, text=True
+        )
+        return _import_seconds(process.stderr)
+
+    base, found = imported(baseline), imported(command)
+    totals: dict[str, float] = {}
+    for module, seconds in found.items():
+        if module not in base:
+            package = module.split(".")[0]
+            totals[package] = totals.get(package, 0.0) + seconds
     return sorted(totals.items(), key=lambda item: -item[1])[:top]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per command (median reported)")
-    parser.add_argument("--importtime", action="store_true", help="also break `import src.stages.runner` down")
+    parser.add_argument(
+        "--importtime",
+        action="store_true",
+        help="also list what the training command imports beyond torch + transformers",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="startup_") as tmp:
         work = Path(tmp)
         manifest, export = prepare(work)
+        specs = commands(work, manifest, export)
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in specs}
+        for _ in range(args.repeats):  # the commands take turns
+            for name, spec in specs.items():
+                options = {k: v for k, v in spec.items() if k != "command"}
+                runs[name].append(time_until(spec["command"], **options))
         rows = []
-        for name, spec in commands(work, manifest, export).items():
-            command = spec.pop("command")
-            runs = [time_until(command, **spec) for _ in range(args.repeats)]
-            wall = statistics.median(w for w, _ in runs)
-            cpu = statistics.median(c for _, c in runs)
-            rows.append((name, wall, cpu, min(w for w, _ in runs), max(w for w, _ in runs)))
-            print(f"{name}: wall {wall:.2f} s, cpu {cpu:.2f} s", flush=True)
+        for name, times in runs.items():
+            wall = statistics.median(w for w, _ in times)
+            cpu = statistics.median(c for _, c in times)
+            rows.append((name, wall, cpu, min(w for w, _ in times), max(w for w, _ in times)))
+        if args.importtime:
+            breakdown = import_breakdown(
+                specs["python -m src.train stage=sft: first step"]["command"],
+                specs["import torch + transformers' Qwen2/SigLIP/Whisper/BERT"]["command"],
+            )
     load = os.getloadavg()[0]
     print(f"\nmedians of {args.repeats} runs; load average at the end {load:.1f} on {os.cpu_count()} cores\n")
     print("| command | wall (s) | CPU (s) | wall min-max (s) |\n|---|---:|---:|---:|")
     for name, wall, cpu, low, high in rows:
         print(f"| {name} | {wall:.2f} | {cpu:.2f} | {low:.2f}-{high:.2f} |")
     _, base_wall, base_cpu, _, _ = rows[1]
-    for name, wall, cpu, _, _ in rows[2:4]:
-        print(f"{name}: {wall - base_wall:+.2f} s wall, {cpu - base_cpu:+.2f} s CPU over torch + transformers")
+    _, lightning_wall, lightning_cpu, _, _ = rows[2]
+    print(
+        f"\nlightning's import: {lightning_wall - base_wall:+.2f} s wall, {lightning_cpu - base_cpu:+.2f} s CPU "
+        "over torch + transformers"
+    )
+    for name, wall, cpu, _, _ in rows[3:5]:
+        print(
+            f"{name}: {wall - base_wall:+.2f} s wall, {cpu - base_cpu:+.2f} s CPU over torch + transformers "
+            f"({wall - lightning_wall:+.2f} s wall, {cpu - lightning_cpu:+.2f} s CPU over torch + transformers + "
+            "lightning)"
+        )
     if args.importtime:
-        print("\n`python -X importtime -c 'import src.stages.runner'`, top-level packages (cumulative s):")
-        for name, seconds in import_breakdown("src.stages.runner"):
+        print("\n`python -X importtime`: packages the training command imports beyond torch + transformers (s):")
+        for name, seconds in breakdown:
             print(f"  {seconds:6.2f}  {name}")
 
 
