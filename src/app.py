@@ -193,9 +193,7 @@ class ExplainApp:
                 ]
                 notes.append(row["note"])
         except (EvaluationError, MediaError, ValueError, OSError) as error:
-            message = str(error)
-            if isinstance(error, MediaError):
-                message = f"{display_path(error.path)}: {error.reason} ({error.detail})"
+            message = str(error)  # a MediaError's is the evaluation's text (sample id, file, what is wrong)
             log.warning("explain failed: %s", message)
             return (f"<p class='error'>Cannot explain this clip: {html.escape(message)}</p>", *empty, *empty)
         while len(outputs) < 6:

@@ -110,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # Hydra's own messages name the key
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from src.data.manifest import ManifestError
     from src.evaluation.explain import run_explain
     from src.evaluation.predictions import EvaluationError
 
     try:
         results = run_explain(cfg, args.paths, attention_dir=args.attention, progress=not args.quiet)
-    except EvaluationError as error:
+    except (EvaluationError, ManifestError) as error:  # the file, line, sample and what was expected
         print(f"error: {error}", file=sys.stderr)
         return 2
     rows = [result.to_dict() for result in results]

@@ -26,21 +26,28 @@ def _plain(node: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def shipped() -> list[dict[str, Any]]:
-    """Every stage, data and trainer group file as written, then train.yaml and evaluate.yaml composed."""
+    """Every stage, data and trainer group file as written, the experiment overlays (their stage, data and
+    trainer settings), then train.yaml and evaluate.yaml composed."""
     files = [
         {group: _plain(OmegaConf.to_container(OmegaConf.load(REPO / "configs" / group / f"{name}.yaml")))}
         for group, names in GROUPS.items()
         for name in names
     ]
+    for path in sorted((REPO / "configs" / "experiment").glob("*.yaml")):
+        overlay = _plain(OmegaConf.to_container(OmegaConf.load(path)))
+        files.append({group: overlay[group] for group in GROUPS if group in overlay})
     composed = [compose_train("runs_dir=/runs", "stage=grpo"), compose("evaluate", "runs_dir=/runs")]
     return [*files, *(OmegaConf.to_container(cfg, resolve=True) for cfg in composed)]
 
 
-def _numeric_leaves(node: Any, prefix: str = "") -> list[str]:
+def _numeric_leaves(node: Any, prefix: str = "", *, nulls: bool = False) -> list[str]:
+    """Dotted keys whose value is a number (and, with ``nulls``, null: a number left unset, or a path/name)."""
     if isinstance(node, dict):
-        return [key for name, value in node.items() for key in _numeric_leaves(value, f"{prefix}{name}.")]
+        return [
+            key for name, value in node.items() for key in _numeric_leaves(value, f"{prefix}{name}.", nulls=nulls)
+        ]
     is_number = isinstance(node, (int, float)) and not isinstance(node, bool)
-    return [prefix[:-1]] if is_number else []
+    return [prefix[:-1]] if is_number or (nulls and node is None) else []
 
 
 def _covered(key: str) -> bool:
@@ -53,12 +60,26 @@ def _covered(key: str) -> bool:
 
 
 NO_RANGE = {"seed"}  # any integer is a seed
+# Keys of the groups that are null as shipped and are not numbers when set (paths, names, mappings): every other
+# null key must have a rule, so a new numeric setting left at null is not missed either.
+NOT_NUMERIC = {
+    "stage.init_from",  # a model folder
+    "stage.train_manifest",  # a manifest path
+    "stage.modality_dropout",  # a mapping of probabilities (checked by stage.modality_dropout.*)
+    "data.synth",  # the synthetic corpus' settings (checked by data.synth.*)
+    "data.cache_dir",  # a folder
+    "trainer.fsdp",  # FSDP settings (names)
+}
 
 
 def test_every_numeric_key_of_stage_data_and_trainer_has_a_rule(shipped) -> None:
     keys = {key for config in shipped for key in _numeric_leaves(config) if key.split(".")[0] in GROUPS}
     assert keys and sorted(key for key in keys if not _covered(key)) == []
     assert {key for key in _numeric_leaves(shipped[-1]) if "." not in key} - NO_RANGE <= set(RULES)
+    unset = {
+        key for config in shipped for key in _numeric_leaves(config, nulls=True) if key.split(".")[0] in GROUPS
+    }
+    assert sorted(key for key in unset - keys if not _covered(key)) == sorted(NOT_NUMERIC)
 
 
 def test_every_shipped_config_passes(shipped) -> None:

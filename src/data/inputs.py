@@ -2,8 +2,9 @@
 
 Training (:class:`~src.data.datamodule.EmotionDataModule`), the MIGR build (:mod:`src.migr.build`) and evaluation
 (:mod:`src.evaluation.runner`, whose clips are decoded while generating by the same :class:`MediaLoader`) all call
-:func:`load_inputs`, so a broken manifest or clip gets the same answer everywhere (the README's table "What bad
-input gets"):
+:func:`load_inputs`, and explaining single clips (:mod:`src.evaluation.explain`, no manifest) calls its decoding
+step :func:`decode_clips`, so a broken manifest or clip gets the same answer everywhere (the README's table "What
+bad input gets"):
 
 * a problem of the manifest itself (bytes that are not UTF-8, bad JSON, a missing field, a label that is not an
   emotion of the dataset, a duplicate id, ...) is a :class:`~src.data.manifest.ManifestError` naming file and line,
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from src.data.manifest import Sample, read_manifest
@@ -65,7 +66,20 @@ def load_inputs(
     if select is not None:
         samples = select(samples)
     if loader is not None:
-        samples = [sample for sample in samples if loader.load(sample).skip is None]
+        samples = decode_clips(samples, loader)
     if report:
         log.warning("media problems (on_error=%s):\n%s", on_error, report.summary())
     return Inputs(samples=samples, report=report)
+
+
+def decode_clips(
+    samples: Sequence[Sample], loader: MediaLoader, *, video: bool = True, audio: bool = True
+) -> list[Sample]:
+    """Decode each of ``samples`` once under the loader's policy (filling its cache); returns the usable ones.
+
+    Under ``on_error="raise"`` the first clip that cannot be decoded raises a
+    :class:`~src.data.media.MediaError` naming its manifest line (when it came from one), its sample id and its
+    file; under ``"skip"`` it is left out and counted in ``loader.report``. ``video`` / ``audio``: the modalities
+    the command will use (a video explained from its frames only is not asked for its sound).
+    """
+    return [sample for sample in samples if loader.load(sample, video=video, audio=audio).skip is None]

@@ -49,7 +49,7 @@ from typing import Any
 
 from src import atomic
 from src.data.labels import DATASET_LABELS, labels_for, normalize_label
-from src.data.media_report import SkipRecord, SkipReport
+from src.data.media_report import EXPECTED, SkipRecord, SkipReport
 from src.paths import printable
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -186,7 +186,12 @@ def read_manifest(
         if missing is not None:
             key, media = missing
             if on_error == "raise":
-                raise ManifestError(f"{key} file not found: {printable(media)}", path=path, line=line_no)
+                raise ManifestError(
+                    f"sample {sample.id!r}: {key} file not found: {printable(media)}; expected "
+                    f"{EXPECTED['missing file']}",
+                    path=path,
+                    line=line_no,
+                )
             report.add(SkipRecord(sample.id, printable(media), "missing file", f"{key} file", sample.where or ""))
             skipped += 1
             continue

@@ -49,7 +49,7 @@ from torchaudio.functional import resample
 from src.data.cache import MemoryLRU, TensorCache
 from src.data.features import log_mel
 from src.data.manifest import Sample
-from src.data.media_report import SkipRecord, SkipReport
+from src.data.media_report import EXPECTED, SkipRecord, SkipReport
 from src.data.preprocess import Preprocess, frame_indices, get_preprocess, segment_midpoints
 from src.paths import encodable, printable
 
@@ -83,7 +83,8 @@ class MediaError(Exception):
         sample_id: the manifest sample, when known.
         where: the manifest line of the sample (``manifest.jsonl:7``), when known.
 
-    The message escapes bytes of the file name that are not UTF-8 (:func:`src.paths.printable`).
+    The message names the manifest line, the sample, the file (bytes of its name that are not UTF-8 escaped,
+    :func:`src.paths.printable`), the reason, its detail and what was expected (:data:`EXPECTED`).
     """
 
     def __init__(
@@ -102,7 +103,10 @@ class MediaError(Exception):
         self.where = where
         line = f"{where}: " if where else ""
         sample = f"sample {sample_id!r}: " if sample_id is not None else ""
-        super().__init__(f"{line}{sample}{printable(self.path)}: {reason}" + (f" ({detail})" if detail else ""))
+        expected = f"; expected {EXPECTED[reason]}" if reason in EXPECTED else ""
+        super().__init__(
+            f"{line}{sample}{printable(self.path)}: {reason}" + (f" ({detail})" if detail else "") + expected
+        )
 
 
 def _check_file(path: Path) -> None:
@@ -125,10 +129,15 @@ def _decodable(path: Path) -> Iterator[str]:
         yield link
 
 
-def _first_line(error: BaseException) -> str:
-    """The decoder's message without decord's ``[hh:mm:ss] /source/file.cc:123:`` prefix."""
+_LINK = re.compile(r"\S*migr-media-[^\s/]+/media(?:\.\w+)?")  # the name :func:`_decodable` gives the decoders
+
+
+def _first_line(error: BaseException, path: Path) -> str:
+    """The decoder's message without decord's ``[hh:mm:ss] /source/file.cc:123:`` prefix, naming ``path``
+    where it names the temporary link of :func:`_decodable` (so the message is the same on every run)."""
     text = str(error).strip().splitlines()
     message = text[-1].strip() if text else type(error).__name__
+    message = _LINK.sub(lambda _: printable(path), message)
     return re.sub(r"^\[[\d:]+\]\s+\S+:\d+:\s*", "", message) or type(error).__name__
 
 
@@ -159,7 +168,7 @@ def _decode_frames(
     except MediaError:
         raise
     except Exception as error:  # decord raises bare RuntimeError/DECORDError for any demux/decode failure
-        raise MediaError(path, "unreadable", _first_line(error)) from error
+        raise MediaError(path, "unreadable", _first_line(error, path)) from error
     return frames, total
 
 
@@ -223,7 +232,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> Ten
             with _decodable(path) as name:
                 data, source_rate = soundfile.read(name, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            raise MediaError(path, "unreadable", _first_line(error)) from error
+            raise MediaError(path, "unreadable", _first_line(error, path)) from error
         wave = torch.from_numpy(data).mean(dim=1)
         if wave.numel() and source_rate != sample_rate:
             wave = resample(wave, source_rate, sample_rate)
@@ -235,7 +244,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> Ten
                 reader = AudioReader(name, ctx=cpu(0), sample_rate=sample_rate, mono=True)
                 wave = torch.from_numpy(reader[:].asnumpy()).reshape(-1)
         except Exception as error:  # decord reports every failure as DECORDError/RuntimeError
-            message = _first_line(error)
+            message = _first_line(error, path)
             if "find audio stream" in message:
                 raise MediaError(path, "no audio track", "the container has no audio stream") from error
             raise MediaError(path, "unreadable", message) from error

@@ -16,6 +16,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+# What a clip must be, per skip reason: the end of each error's message ("...: empty file (0 bytes); expected ...")
+EXPECTED = {
+    "missing file": "an existing file (relative paths resolve against the manifest's folder)",
+    "empty file": "a video or audio file with content",
+    "unreadable": "a video (mp4, avi, mkv, ...) or audio file (wav, flac, ...) that decord / ffmpeg can decode",
+    "no audio track": 'a sound track, which the model hears for every clip (or the sound as the row\'s "audio" file)',
+    "no audio samples": "at least one audio sample",
+    "no frames": "at least one video frame",
+    "too few frames": "at least the model's num_frames frames (short_clip=repeat or black fills a short clip in)",
+}
+
 
 @dataclass(frozen=True)
 class SkipRecord:

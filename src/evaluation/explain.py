@@ -25,6 +25,7 @@ and the first-tag margin need both and are then reported as not applicable, with
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ import torch
 from src.analysis.attention import drift
 from src.analysis.first_tag import first_tag_margins
 from src.data.collate import Example, OmniCollator
+from src.data.inputs import decode_clips
 from src.data.labels import labels_for, normalize_label
 from src.data.manifest import Sample
 from src.data.media import MediaError, MediaLoader
@@ -48,10 +50,13 @@ from src.evaluation.predictions import EvaluationError, PredictionRecord
 from src.judges.base import Judge
 from src.migr.importance import CONDITION_MODALITIES, CONDITIONS, decide
 from src.models.checkpoint import LoadedModel
+from src.paths import printable
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".flv", ".mpg", ".mpeg"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"})
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,18 +114,10 @@ class ClipExplanation:
         return asdict(self)
 
 
-def display_path(path: str | os.PathLike[str]) -> str:
-    """A printable form of any path the OS allows (undecodable bytes shown as ``\\xNN``)."""
-    text = os.fsdecode(os.fspath(path))
-    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogates(text) else text
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def display_path(path: str | bytes | os.PathLike[str]) -> str:
+    """A printable form of any path the OS allows: undecodable bytes shown as ``\\xNN``, as in every other
+    message (:func:`src.paths.printable`)."""
+    return printable(os.fsdecode(os.fspath(path)))
 
 
 def clip_inputs(
@@ -135,10 +132,16 @@ def clip_inputs(
 
     ``modalities``: ``auto`` (a video with its sound track; a video without one is explained from its frames; an
     audio file from its sound), ``video`` (frames only) or ``audio`` (sound only). ``known``: samples by
-    resolved path (e.g. a manifest's), whose label and dominant modality are then reported.
+    resolved path (e.g. a manifest's), whose label, dominant modality and manifest line are then reported.
+
+    Each clip is decoded once here through the layer every command reads clips with
+    (:func:`src.data.inputs.decode_clips`), under the loader's policy: a clip that cannot be decoded gets the
+    evaluation's error text (sample id, file, and the manifest line of a ``known`` clip), or under
+    ``on_error=skip`` is left out and counted in ``loader.report``.
 
     Raises:
         EvaluationError: a path that does not exist, a folder with no media file, a file of unknown type.
+        MediaError: a clip that cannot be decoded, under ``on_error=raise``.
     """
     if modalities not in ("auto", "video", "audio"):
         raise EvaluationError(f"modalities={modalities!r} must be auto, video or audio")
@@ -180,6 +183,7 @@ def clip_inputs(
             video=resolved if is_video else None,
             audio=None if is_video else resolved,
             dominant=base.dominant if base is not None else None,
+            where=base.where if base is not None else None,
         )
         video, audio, note = is_video, True, None
         if modalities == "video":
@@ -190,19 +194,18 @@ def clip_inputs(
             video, note = False, ("modalities=audio: the frames are left out" if is_video else None)
         elif is_video and not has_audio_track(loader, sample):
             audio, note = False, "the video has no sound track: explained from its frames only"
-        inputs.append(ClipInput(sample=sample, video=video, audio=audio, note=note))
+        if decode_clips([sample], loader, video=video, audio=audio):
+            inputs.append(ClipInput(sample=sample, video=video, audio=audio, note=note))
     return inputs
 
 
 def has_audio_track(loader: MediaLoader, sample: Sample) -> bool:
-    """Whether the sample's sound source decodes to sound (False only for a container with no audio stream;
-    any other media problem is raised with the file named)."""
+    """Whether the sample's sound source decodes to sound: False only for a container with no audio stream (any
+    other media problem is left to :func:`~src.data.inputs.decode_clips`, which reports it under the policy)."""
     try:
         loader.waveform(sample.audio_source)  # cached by the loader when it has a cache
     except MediaError as error:
-        if error.reason == "no audio track":
-            return False
-        raise
+        return error.reason != "no audio track"
     return True
 
 
@@ -474,12 +477,17 @@ def load_explainer(cfg) -> ClipExplainer:
 
 
 def known_samples(manifest: str | os.PathLike[str] | None) -> dict[Path, Sample]:
-    """A manifest's samples by resolved media path (their labels and dominant modality get reported)."""
+    """A manifest's samples by resolved media path (their labels, dominant modality and line get reported).
+
+    The manifest's own problems are errors (:func:`~src.data.manifest.read_manifest`); a row whose file is
+    missing is no concern of the clips explained (check_media=False).
+    """
     if manifest is None:
         return {}
     from src.data.manifest import read_manifest
 
-    return {Path(s.video if s.video is not None else s.audio).resolve(): s for s in read_manifest(manifest)}
+    samples = read_manifest(manifest, check_media=False)
+    return {Path(s.video if s.video is not None else s.audio).resolve(): s for s in samples}
 
 
 def run_explain(
@@ -492,26 +500,31 @@ def run_explain(
     """Explain ``paths`` as ``cfg`` (``configs/explain.yaml``) says; saves attention plots in ``attention_dir``.
 
     Raises:
-        EvaluationError: no model, a path that is not a media file, a clip that cannot be decoded (file named).
+        EvaluationError: no model, a path that is not a media file, a clip that cannot be decoded (the
+            evaluation's text: manifest line of a clip in ``cfg.manifest``, sample id, file, what is wrong), no
+            usable clip left under ``on_error=skip``.
+        ManifestError: a problem of ``cfg.manifest`` itself (file and line), before the model is loaded.
     """
     from tqdm.auto import tqdm
 
     if cfg.label:
         check_label(cfg.label, cfg.dataset)
+    known = known_samples(cfg.manifest)  # a broken manifest fails before the model is loaded
     explainer = load_explainer(cfg)
     try:
         clips = clip_inputs(
-            paths,
-            dataset=cfg.dataset,
-            loader=explainer.loader,
-            modalities=cfg.modalities,
-            known=known_samples(cfg.manifest),
+            paths, dataset=cfg.dataset, loader=explainer.loader, modalities=cfg.modalities, known=known
         )
+        report = explainer.loader.report
+        if not clips:
+            raise EvaluationError(f"no clip could be explained (on_error={cfg.on_error}):\n{report.summary()}")
         clips = [with_label(clip, cfg.label) for clip in clips]
         with tqdm(total=len(clips), desc="explaining", unit="clip", disable=not progress or len(clips) < 2) as bar:
             results = explainer.explain(clips, progress=bar.update)
     except MediaError as error:
-        raise EvaluationError(f"{display_path(error.path)}: {error.reason} ({error.detail})") from error
+        raise EvaluationError(str(error)) from error  # the evaluation's text (src.data.media.MediaError)
+    if report:
+        log.warning("media problems (on_error=%s):\n%s", cfg.on_error, report.summary())
     if attention_dir is not None:
         for result in results:
             save_attention_plot(result, Path(attention_dir) / f"{result.id}.attention.png")

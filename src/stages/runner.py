@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from src import atomic
 from src.config_check import check_combinations, check_numbers
 from src.data.datamodule import DataConfig, EmotionDataModule
+from src.data.manifest import read_manifest
 from src.data.sources import prepare_manifest
 from src.models.factory import ModelDescription, ModelSpec, check_weights_source, describe
 from src.stages.checkpoint_io import SafeCheckpointIO
@@ -313,6 +314,10 @@ def run_stage(cfg: DictConfig) -> Path:
     init_from = resolve_init_from(cfg)
     spec = ModelSpec(**to_dict(cfg.model))
     check_weights_source(spec, init_from)  # a quantized run has a base; an adapter is continued as it is
+    manifest = resolve_manifest(cfg)
+    # the manifest's own errors before the model is built (one still to be generated or converted: once it is)
+    if Path(manifest).is_file() and not cfg.data.get("adapter"):
+        read_manifest(manifest, check_media=False)
     L.seed_everything(int(cfg.seed), workers=True)
     os.makedirs(cfg.run_dir, exist_ok=True)
     lock, ckpt_path = open_run_folder(cfg)

@@ -106,7 +106,7 @@ def test_audio_only_and_audio_source(folder: Path) -> None:
             "dominant must be one of audio, visual, both or null; found 'text'",
         ),
         (json.dumps(_row()), "m.jsonl:2: duplicate id 'a' (first seen on line 1)"),
-        (json.dumps(_row(id="b", video="gone.mp4")), "m.jsonl:2: video file not found: "),
+        (json.dumps(_row(id="b", video="gone.mp4")), "m.jsonl:2: sample 'b': video file not found: "),
         (
             json.dumps(_row(id="b", video=None)),
             "m.jsonl:2: no media: give a 'video' path, an 'audio' path, or both",
@@ -129,7 +129,7 @@ def test_each_bad_row_names_file_line_and_problem(folder: Path, line: str, messa
 
 def test_missing_media_names_the_path(folder: Path) -> None:
     path = _write(folder / "m.jsonl", [_row(au_csv="missing.csv")])
-    with pytest.raises(ManifestError, match=r"m\.jsonl:1: au_csv file not found: .*missing\.csv"):
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: sample .*: au_csv file not found: .*missing\.csv"):
         read_manifest(path)
     assert read_manifest(path, check_media=False)[0].au_csv == folder.resolve() / "missing.csv"
 

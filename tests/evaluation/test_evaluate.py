@@ -29,7 +29,7 @@ from src.data.manifest import ManifestError, read_manifest
 from src.data.media import MediaError
 from src.evaluation.figures import attention_summary, compute_figures
 from src.evaluation.predictions import EvaluationError, PredictionStore
-from src.folder_lock import FolderLockError
+from src.folder_lock import LOCK_NAME, FolderLockError
 from src.models.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.slow
@@ -172,7 +172,9 @@ def test_sampling_resumes_exactly_between_batches(evaluate, tmp_path) -> None:
     assert _completions(partial) == _completions(straight.output_dir)
 
 
-def test_a_killed_evaluation_continues_where_it_stopped(eval_corpus, tiny_export, tmp_path, evaluate) -> None:
+def test_a_killed_evaluation_continues_where_it_stopped(
+    eval_corpus, tiny_export, tmp_path, evaluate, caplog
+) -> None:
     out = tmp_path / "killed"
     config_args = dict(manifest=str(eval_corpus), model=str(tiny_export), out=str(out))
     script = textwrap.dedent(
@@ -201,7 +203,10 @@ def test_a_killed_evaluation_continues_where_it_stopped(eval_corpus, tiny_export
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert len(PredictionStore(out / "predictions.jsonl").load().records) == 6
     assert not (out / "metrics.json").exists()
-    resumed = evaluate(output_dir=out)
+    dead = json.loads((out / LOCK_NAME).read_text())["pid"]  # the killed holder's lock is left behind
+    with caplog.at_level("INFO", logger="src.folder_lock"):
+        resumed = evaluate(output_dir=out)
+    assert f"taking over the lock left by pid {dead}" in caplog.text
     assert (resumed.generated, resumed.resumed) == (2, 6)
     assert _completions(out) == _completions(evaluate(output_dir=tmp_path / "straight").output_dir)
 
