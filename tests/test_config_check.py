@@ -68,6 +68,7 @@ NOT_NUMERIC = {
     "stage.modality_dropout",  # a mapping of probabilities (checked by stage.modality_dropout.*)
     "data.synth",  # the synthetic corpus' settings (checked by data.synth.*)
     "data.cache_dir",  # a folder
+    "data.au_dir",  # a folder of OpenFace csvs
     "trainer.fsdp",  # FSDP settings (names)
 }
 
