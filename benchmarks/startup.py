@@ -136,6 +136,7 @@ def commands(work: Path, manifest: Path, export: Path) -> dict[str, dict[str, An
         *data,
         f"model_path={export}",
         f"output_dir={predictions.parent}",
+        f"runs_dir={work / 'runs'}",  # its feature cache too, not ./runs in the repository
         "overwrite=true",
         "limit=1",
         "batch_size=1",
