@@ -76,7 +76,9 @@ class TensorCache:
             return None
         try:
             return load_file(file)
-        except (SafetensorError, OSError, ValueError) as error:
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:  # safetensors: RuntimeError on open
+            if not file.exists():  # removed by another process between the check and the read: a plain miss
+                return None
             log.warning("removing unreadable cache entry %s (%s); it will be rebuilt", file, error)
             file.unlink(missing_ok=True)
             return None

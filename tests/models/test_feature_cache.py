@@ -264,3 +264,29 @@ def test_the_switch_turns_it_off(tiny_model):
     assert tiny_model.feature_cache is None
     with pytest.raises(ValueError, match="unknown keys"):
         FeatureCache.from_config({"enabled": True, "size": 3})
+
+
+def test_an_entry_removed_between_the_check_and_the_read_is_a_miss(tmp_path, monkeypatch, caplog):
+    # the race test_two_processes_... hit once in a clean-clone run: another process unlinked the file after
+    # get() saw it and before safetensors opened it (safetensors raises RuntimeError, not OSError, there)
+    import src.data.cache as cache_module
+
+    cache = cache_module.TensorCache(tmp_path)
+    cache.put("ab" * 32, {"x": torch.ones(3)})
+    real_load = cache_module.load_file
+
+    def load_after_removal(file):
+        Path(file).unlink()  # the other process wins the race
+        return real_load(file)
+
+    monkeypatch.setattr(cache_module, "load_file", load_after_removal)
+    with caplog.at_level("WARNING"):
+        assert cache.get("ab" * 32) is None
+    assert "unreadable" not in caplog.text  # a miss, not a damaged entry
+    monkeypatch.setattr(cache_module, "load_file", real_load)
+    file = cache.file("ab" * 32)
+    cache.put("ab" * 32, {"x": torch.ones(3)})
+    file.write_bytes(b"not a safetensors file")
+    with caplog.at_level("WARNING"):
+        assert cache.get("ab" * 32) is None
+    assert "unreadable" in caplog.text and not file.exists()  # a damaged entry is still removed, with a warning
