@@ -9,6 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# a feature cache the shell points at would be shared by every test (tests that count tower calls need their own)
+os.environ.pop("MIGR_FEATURE_CACHE_DIR", None)
 
 from pathlib import Path
 
@@ -27,6 +29,16 @@ if _WORKERS > 1:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _environment_is_left_as_found():
+    """Fail a test that leaves a ``MIGR_*`` variable changed: a later test in the same worker would inherit it (a
+    leaked MIGR_FEATURE_CACHE_DIR once made a GRPO test read another run's tower outputs, in CI only)."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MIGR_")}
+    yield
+    after = {k: v for k, v in os.environ.items() if k.startswith("MIGR_")}
+    assert after == before, f"the test changed the process environment: before {before}, after {after}"
 
 
 @pytest.fixture(scope="session")

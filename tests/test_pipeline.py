@@ -170,12 +170,15 @@ def test_one_after_the_other_the_arms_finish_a_side_by_side_attempt_with_the_sam
     from src.demo.stages import Ledger, Stage
 
     ran = []
+    caches: set[str | None] = set()
+    monkeypatch.delenv("MIGR_FEATURE_CACHE_DIR", raising=False)
 
     def stage(name: str, arm: str | None = None) -> Stage:
         marker = tmp_path / name / "done"
 
         def run() -> None:
             ran.append(name)
+            caches.add(os.environ.get("MIGR_FEATURE_CACHE_DIR"))
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
 
@@ -189,6 +192,7 @@ def test_one_after_the_other_the_arms_finish_a_side_by_side_attempt_with_the_sam
     Ledger(tmp_path, "_baseline").write("started", ["baseline_sft"])
     Ledger(tmp_path, "_baseline").write("timings", {"baseline_sft": 4.0})
     ran.clear()
+    caches.clear()
     monkeypatch.setattr(pipeline, "plan", lambda cfg: stages)
     tables = []
     monkeypatch.setattr(
@@ -203,6 +207,9 @@ def test_one_after_the_other_the_arms_finish_a_side_by_side_attempt_with_the_sam
     timings, resumed, side = tables[0]
     assert list(timings) == STAGES and timings["baseline_sft"] == 4.0 and timings["corpus"] == 1.0
     assert resumed == ["migr_sft"] and side is None
+    # every stage saw the run's feature cache; the caller's environment is as before (no cache set)
+    assert caches == {str((tmp_path / "feature_cache").resolve())}
+    assert "MIGR_FEATURE_CACHE_DIR" not in os.environ
     assert list(json.loads((tmp_path / "timings.json").read_text())) == STAGES
 
 

@@ -14,11 +14,12 @@ Folder layout under ``out_dir`` (``runs/demo`` by default)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,28 @@ def run_pipeline(cfg: DictConfig) -> str:
         return run_sweep(cfg, run_pipeline, _arm_figures, ROWS, ARMS)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["MIGR_FEATURE_CACHE_DIR"] = str((out / "feature_cache").resolve())  # every stage, workers too
+    # every stage, workers too, share the run's cache; the caller's environment is restored afterwards (a caller
+    # running stages of its own later must not find this run's cache)
+    with _environment(MIGR_FEATURE_CACHE_DIR=str((out / "feature_cache").resolve())):
+        return _run_one(cfg, out)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore what was there (or its absence)."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_one(cfg: DictConfig, out: Path) -> str:
     stages = plan(cfg)
     tasks = arm_tasks(cfg, stages)
     ledger = Ledger(out)
