@@ -183,6 +183,11 @@ class ExplainApp:
             for model in models:
                 explainer = self.explainer(model)
                 clips = clip_inputs([path], dataset=self.cfg.dataset, loader=explainer.loader, known=known)
+                if not clips:  # on_error=skip left the clip out: say why instead of explaining nothing
+                    raise EvaluationError(
+                        f"{path.name} was skipped (on_error={self.cfg.on_error}):\n"
+                        f"{explainer.loader.report.summary()}"
+                    )
                 result = explainer.explain(clips)[0]
                 row = result.to_dict()
                 name = Path(model).parent.name if Path(model).name == "export" else Path(model).name

@@ -106,3 +106,30 @@ def test_explain_an_example_clip_and_reject_a_broken_upload(stage_corpus: Path, 
         app.terminate()
         app.wait(timeout=30)
     assert (tmp_path / "app.png").stat().st_size > 10_000
+
+
+def test_a_clip_skipped_under_on_error_skip_is_reported_not_an_index_error(
+    stage_corpus: Path, tmp_path: Path
+) -> None:
+    # Under on_error=skip the media layer leaves an undecodable clip out; the app must say so (with the skip
+    # report naming the clip), not fail on an empty list of clips. An example clip of the manifest is broken on
+    # disk (an upload is checked by its container first). No browser: ExplainApp.run is what the button calls.
+    pytest.importorskip("gradio", reason="the app extra (pip install -e '.[app]'; make installs it)")
+    from src.app import ExplainApp
+    from src.explain import compose_config
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(stage_corpus.parent, corpus, ignore=shutil.ignore_patterns(".cache"))
+    model = scripted_export(tmp_path / "export")
+    overrides = [
+        "on_error=skip",
+        "max_new_tokens=8",
+        f"runs_dir={tmp_path}",
+        f"manifest={corpus / 'manifest.jsonl'}",
+    ]
+    app = ExplainApp(compose_config(overrides), models=[str(model)], max_seconds=60)
+    key, sample = next(iter(app.examples.items()))
+    sample.video.write_bytes(b"not an mp4 at all")
+    status, *slots = app.run(key, None, str(model), None)
+    assert "Cannot explain this clip" in status and "skipped" in status and sample.id in status, status
+    assert slots == ["", None, None, "", None, None]
