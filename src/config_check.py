@@ -16,12 +16,25 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RULES", "ConfigError", "Range", "check_combinations", "check_numbers"]
+__all__ = [
+    "RULES",
+    "ConfigError",
+    "Range",
+    "check_combinations",
+    "check_numbers",
+    "number_problems",
+    "refuse",
+    "typed_fields",
+]
 
 
 class ConfigError(ValueError):
@@ -176,6 +189,20 @@ def check_numbers(config: Mapping[str, Any], rules: Mapping[str, Range | tuple[R
     Raises:
         ConfigError: listing each ``key=value`` out of range with what is allowed.
     """
+    problems = number_problems(config, rules)
+    refuse(problems)
+
+
+def refuse(problems: list[str], error: type[ConfigError] = ConfigError) -> None:
+    """Raise ``error`` listing ``problems`` (``key=value: expected ...`` each), when there are any."""
+    if problems:
+        raise error("invalid setting" + ("s" if len(problems) > 1 else "") + ": " + "; ".join(problems))
+
+
+def number_problems(
+    config: Mapping[str, Any], rules: Mapping[str, Range | tuple[Range, ...]] | None = None
+) -> list[str]:
+    """What :func:`check_numbers` refuses, one ``key=value: expected ...`` line each (none: all allowed)."""
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(config, DictConfig):
@@ -187,8 +214,98 @@ def check_numbers(config: Mapping[str, Any], rules: Mapping[str, Range | tuple[R
             if not any(candidate.accepts(value) for candidate in ranges):
                 allowed = " or ".join(candidate.describe() for candidate in ranges)
                 problems.append(f"{key}={value!r}: expected {allowed}")
-    if problems:
-        raise ConfigError("invalid setting" + ("s" if len(problems) > 1 else "") + ": " + "; ".join(problems))
+    return problems
+
+
+def typed_fields(
+    cls: type, values: Mapping[str, Any], *, prefix: str = "", ignore: Collection[str] = ()
+) -> dict[str, Any]:
+    """``values`` (a plain mapping, e.g. a resolved config) as keyword arguments of the dataclass ``cls``.
+
+    Every key must name a field (``ignore``d keys are left out) and every value be of its field's type
+    (``str``, ``int``, ``float``, ``bool``, ``None``, unions of them, ``tuple[X, ...]`` from a list,
+    ``dict[str, X]``); a field whose type is itself a dataclass takes a mapping, checked the same way and
+    built. Ints pass for floats (and become floats), bools never pass for numbers. Keys absent from ``values``
+    are left to the fields' defaults. Ranges are :func:`check_numbers`'s business.
+
+    Raises:
+        ConfigError: one ``key=value: expected ...`` entry per problem (dotted keys after ``prefix``), an unknown
+            key with the closest known one and the list of known ones.
+    """
+    problems: list[str] = []
+    kwargs = _typed(cls, values, prefix, set(ignore), problems)
+    refuse(problems)
+    return kwargs
+
+
+def _typed(cls: type, values: Mapping[str, Any], prefix: str, ignore: set[str], problems: list[str]) -> dict:
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key in ignore:
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            problems.append(f"{dotted}={value!r}: not a setting{hint}; known: {', '.join(known)}")
+            continue
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if isinstance(value, Mapping):
+                kwargs[key] = kind(**_typed(kind, value, f"{dotted}.", set(), problems))  # type: ignore[operator]
+            else:
+                problems.append(
+                    f"{dotted}={value!r}: expected a mapping of "
+                    + ", ".join(item.name for item in dataclasses.fields(kind))
+                )
+        elif not _accepts(value, kind):
+            problems.append(f"{dotted}={value!r}: expected {_describe(kind)}")
+        elif typing.get_origin(kind) is tuple:
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = float(value) if kind is float else value
+    return kwargs
+
+
+def _accepts(value: Any, kind: Any) -> bool:
+    """Whether ``value`` is of the annotated type ``kind`` (the subset :func:`typed_fields` supports)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(value, arg) for arg in args)
+    if kind is type(None):
+        return value is None
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind in (bool, int, str):
+        return isinstance(value, kind)
+    if kind is float:
+        return isinstance(value, (int, float))
+    if origin is tuple:  # tuple[X, ...]: a list (YAML) or a tuple
+        return isinstance(value, (list, tuple)) and all(_accepts(item, args[0]) for item in value)
+    if origin in (dict, Mapping):
+        return isinstance(value, Mapping) and all(
+            isinstance(k, str) and _accepts(v, args[1]) for k, v in value.items()
+        )
+    raise TypeError(f"typed_fields: unsupported field type {kind!r}")
+
+
+def _describe(kind: Any) -> str:
+    """The annotated type ``kind`` in words: ``an integer or null``, ``a list of (a string)``, ..."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    words = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if kind in words:
+        return words[kind]
+    if origin is tuple:
+        return f"a list (each {_describe(args[0])})"
+    if kind is Any:
+        return "any value"
+    return "a mapping" if origin in (dict, Mapping) else repr(kind)
 
 
 SHARDED_STRATEGIES = ("fsdp", "fsdp2")

@@ -3,12 +3,13 @@ groups, every shipped config passes it, and each key's out-of-range values fail 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
 
-from src.config_check import RULES, ConfigError, Range, check_numbers
+from src.config_check import RULES, ConfigError, Range, check_numbers, typed_fields
 from tests.helpers import REPO, compose, compose_train
 
 GROUPS = {
@@ -156,3 +157,34 @@ def test_evaluation_and_the_build_refuse_them_too(tmp_path) -> None:
         run_evaluation(compose("evaluate", "batch_size=0", "max_new_tokens=-1", f"runs_dir={tmp_path}"))
     with pytest.raises(ConfigError, match=r"data.batch_size=0: expected an integer >= 1"):
         build(compose("build", "data.batch_size=0", f"runs_dir={tmp_path}"))
+
+
+@dataclass(frozen=True)
+class _Inner:
+    bins: int = 1
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class _Outer:
+    rate: float = 0.5
+    flag: bool = False
+    names: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    inner: _Inner = field(default_factory=_Inner)
+
+
+def test_typed_fields_checks_keys_and_types_against_a_dataclass() -> None:
+    values = {"rate": 2, "names": ["a"], "inner": {"bins": 3}, "x": 1}
+    built = _Outer(**typed_fields(_Outer, values, ignore={"x"}))
+    assert built == _Outer(rate=2.0, names=("a",), inner=_Inner(bins=3))  # int -> float, list -> tuple, nested
+    assert type(built.rate) is float
+    with pytest.raises(ConfigError) as error:
+        typed_fields(
+            _Outer, {"rate": True, "flag": 1, "names": "a", "options": [], "inner": {"bins": 2.0, "nme": 1}}
+        )
+    assert str(error.value) == (
+        "invalid settings: rate=True: expected a number; flag=1: expected true or false; "
+        "names='a': expected a list (each a string); options=[]: expected a mapping; inner.bins=2.0: expected an "
+        "integer; inner.nme=1: not a setting (did you mean inner.name?); known: bins, name"
+    )

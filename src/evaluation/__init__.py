@@ -1,8 +1,9 @@
 """Evaluating a model on a manifest: generation, judging, metrics, reports and plots (``python -m src.evaluate``).
 
-Entry point: :func:`run_evaluation` (a composed ``configs/evaluate.yaml``). The pieces are usable on their own:
-:func:`predict` (records from a model), :func:`judge_records`, :func:`compute_figures` (``metrics.json``),
-:func:`render_report` / :func:`comparison_table` (markdown) and :class:`PredictionStore` (``predictions.jsonl``).
+Entry point: :func:`run_evaluation` (a composed ``configs/evaluate.yaml``, checked as an :class:`EvalConfig`).
+The pieces are usable on their own: :func:`predict` (records from a model), :func:`judge_records`,
+:func:`compute_figures` (``metrics.json``), :func:`render_report` / :func:`comparison_table` (markdown) and
+:class:`PredictionStore` (``predictions.jsonl``).
 
 Names are imported on first use, so reading an evaluation's outputs (reports, the notebook) does not load the
 model stack.
@@ -14,6 +15,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "EvalConfig": "src.evaluation.config",
     "EvaluationError": "src.evaluation.predictions",
     "PredictionRecord": "src.evaluation.predictions",
     "PredictionStore": "src.evaluation.predictions",

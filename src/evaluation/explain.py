@@ -444,16 +444,24 @@ def check_label(label: str, dataset: str) -> None:
         )
 
 
+# the keys of explain.yaml that evaluate.yaml lacks (the clip's label set, label, modalities, manifest; MI's ties)
+EXPLAIN_ONLY = ("dataset", "label", "modalities", "manifest", "importance")
+
+
 def load_explainer(cfg) -> ClipExplainer:
-    """The :class:`ClipExplainer` a composed ``configs/explain.yaml`` describes (the evaluation's loaders)."""
+    """The :class:`ClipExplainer` a composed ``configs/explain.yaml`` describes (the evaluation's loaders; its
+    keys but :data:`EXPLAIN_ONLY` are the evaluation's, checked as an :class:`~src.evaluation.config.EvalConfig`
+    before the model is loaded)."""
+    from src.evaluation.config import EvalConfig
     from src.evaluation.folders import find_model
     from src.evaluation.runner import generation_settings, load_for_evaluation
     from src.judges.factory import build_judge
 
+    config = EvalConfig.from_config(cfg, ignore=EXPLAIN_ONLY)
     try:
-        model_dir = find_model(cfg.model_path, runs_dir=cfg.runs_dir, search=list(cfg.model_search))
+        model_dir = find_model(config.model_path, runs_dir=config.runs_dir, search=list(config.model_search))
     except EvaluationError:
-        looked = ", ".join(str(Path(cfg.runs_dir) / stage / "export") for stage in cfg.model_search)
+        looked = ", ".join(str(Path(config.runs_dir) / stage / "export") for stage in config.model_search)
         raise EvaluationError(
             f"model_path=auto found no MIGR export (looked for {looked}; runs_dir comes from MIGR_RUNS). "
             "Make one with `make demo` (python -m src.pipeline), or pass model_path=/path/to/model_folder"
@@ -462,15 +470,15 @@ def load_explainer(cfg) -> ClipExplainer:
         raise EvaluationError(
             f"model_path={display_path(model_dir)}: no config.json there (expected a model folder)"
         )
-    judge = build_judge(cfg.judge)
-    settings = generation_settings(cfg, model_dir)
-    loaded, loader = load_for_evaluation(cfg, model_dir)
+    judge = build_judge(config.judge)
+    settings = generation_settings(config, model_dir)
+    loaded, loader = load_for_evaluation(config, model_dir)
     return ClipExplainer(
         loaded,
         loader,
         settings,
         judge,
-        explanation_mode=cfg.explanation_mode,
+        explanation_mode=config.explanation_mode,
         both_right=cfg.importance.both_right,
         both_wrong=cfg.importance.both_wrong,
     )

@@ -42,20 +42,34 @@ from src.models.generation import generate
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
+class Decoding:
+    """What the decode loop is asked: the ``evaluate.yaml`` keys of the same names, shared by
+    :class:`GenerationSettings` and :class:`~src.evaluation.config.EvalConfig`."""
+
+    task: str = "reasoning"
+    """The prompt: ``reasoning`` (MIGR's tags), ``label`` or ``r1omni`` (released R1-Omni / ERV checkpoints)."""
+    max_new_tokens: int = 384
+    """Generation length; longer completions are cut and counted as truncated."""
+    temperature: float = 0.0
+    """0: greedy; > 0 samples (0.3: the paper's evaluation protocol)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1: off)."""
+    top_k: int = 0
+    """Top-k sampling (0: off)."""
+    seed: int = 0
+    """Sampling seed (with ``temperature > 0``; see the module docstring)."""
+    batch_size: int = 8
+    """Clips generated (and probed) per batch."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings(Decoding):
     """How completions are produced (the ``evaluate.yaml`` keys of the same names).
 
     ``attention_layer`` is a 0-based layer index (None: the paper's relative depth); ``mi_key`` names the ``Sample.extra`` field holding a
     separately estimated dominant modality (recorded as ``mi_dominant`` when present).
     """
 
-    task: str = "reasoning"
-    max_new_tokens: int = 384
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int = 0
-    batch_size: int = 8
     num_workers: int = 0
     attention: bool = True
     attention_layer: int | None = None

@@ -14,7 +14,8 @@ Phases, each resumable:
    ``attention.png``; log to W&B when ``logger=wandb``.
 
 A changed judge re-judges without regenerating; changed generation settings are refused (see
-:mod:`src.evaluation.folders`).
+:mod:`src.evaluation.folders`). Every setting is read from :class:`~src.evaluation.config.EvalConfig`, checked
+whole before any data or model is read.
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src import atomic
 from src.analysis.attention import resolve_layer
 from src.analysis.plots import plot_attention, plot_confusion, plot_recall, save_figure
-from src.config_check import check_numbers
 from src.data.inputs import Inputs, load_inputs
 from src.data.labels import labels_for
 from src.data.manifest import Sample
@@ -41,7 +41,8 @@ from src.data.media import MediaLoader
 from src.data.media_report import ShortClip
 from src.evaluation.breakdowns import breakdowns, cell_of
 from src.evaluation.concurrent import reference_correct_ids
-from src.evaluation.figures import ATTENTION_GROUPS, attention_summary, compute_figures, flat_figures
+from src.evaluation.config import DTYPE_NAMES, EvalConfig
+from src.evaluation.figures import attention_summary, compute_figures, flat_figures
 from src.evaluation.folders import (
     check_run_settings,
     find_model,
@@ -49,8 +50,8 @@ from src.evaluation.folders import (
     output_folder,
     weight_files,
 )
-from src.evaluation.judging import EXPLANATION_MODES, judge_fingerprint, judge_records
-from src.evaluation.predict import GenerationSettings, PredictStats, predict
+from src.evaluation.judging import judge_fingerprint, judge_records
+from src.evaluation.predict import Decoding, GenerationSettings, PredictStats, predict
 from src.evaluation.predictions import PREDICTIONS_NAME, EvaluationError, PredictionRecord, PredictionStore
 from src.evaluation.report import render_report
 from src.evaluation.tracking import log_to_wandb
@@ -63,13 +64,12 @@ from src.paths import printable
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 OUTPUT_FILES = ("metrics.json", "attention.json", "report.md", "confusion.png", "recall.png", "attention.png")
 ModelLoader = Callable[[], tuple[LoadedModel, MediaLoader]]  # loads the evaluated model (once)
 FIRST_TAG_NAME = "first_tag.json"  # the first-tag margins and the weights/samples they came from
 ANCHORING_NAME = "anchoring.json"  # the anchoring probe's continuations and the weights/samples they came from
 JUDGES_NAME = "judges.json"  # the extra judges' readings of each explanation, by judge fingerprint
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass
@@ -84,38 +84,44 @@ class EvaluationResult:
     skipped: int
 
 
-def run_evaluation(cfg: DictConfig) -> EvaluationResult:
-    """Run the evaluation ``cfg`` describes (see the module docstring); returns where the outputs are."""
-    check_config(cfg)
-    manifest = prepare_manifest(cfg)
+def run_evaluation(cfg: DictConfig | EvalConfig) -> EvaluationResult:
+    """Run the evaluation ``cfg`` describes (a composed ``evaluate.yaml``, checked whole here as an
+    :class:`EvalConfig` before any data or model is read; see the module docstring); returns where the outputs
+    are."""
+    config = cfg if isinstance(cfg, EvalConfig) else EvalConfig.from_config(cfg)
+    manifest = prepare_manifest(config)
     inputs = load_inputs(  # the manifest's checks; a missing clip file is skipped under on_error=skip
         manifest,
-        on_error=cfg.on_error,
-        select=lambda rows: select_samples(rows, manifest=manifest, split=cfg.split, limit=cfg.limit),
+        on_error=config.on_error,
+        select=lambda rows: select_samples(rows, manifest=manifest, split=config.split, limit=config.limit),
     )
     samples = inputs.samples
-    model_dir = find_model(cfg.model_path, runs_dir=cfg.runs_dir, search=list(cfg.model_search))
-    settings = generation_settings(cfg, model_dir)
-    searched = f" (model_path=auto: first of {', '.join(cfg.model_search)} under {cfg.runs_dir})"
+    model_dir = find_model(config.model_path, runs_dir=config.runs_dir, search=list(config.model_search))
+    settings = generation_settings(config, model_dir)
+    searched = f" (model_path=auto: first of {', '.join(config.model_search)} under {config.runs_dir})"
     log.info(
         "evaluating %s%s on %s split %s (%d samples)",
         printable(model_dir),
-        searched if cfg.model_path == "auto" else "",
+        searched if config.model_path == "auto" else "",
         printable(manifest),
-        cfg.split,
+        config.split,
         len(samples),
     )
     out = output_folder(
-        cfg.output_dir, runs_dir=cfg.runs_dir, model_dir=model_dir, dataset=samples[0].dataset, split=cfg.split
+        config.output_dir,
+        runs_dir=config.runs_dir,
+        model_dir=model_dir,
+        dataset=samples[0].dataset,
+        split=config.split,
     )
     with FolderLock(out):  # one evaluation per folder at a time; a second one fails naming the holder
         return evaluate_into(
-            cfg, out, manifest=manifest, samples=samples, model_dir=model_dir, settings=settings, inputs=inputs
+            config, out, manifest=manifest, samples=samples, model_dir=model_dir, settings=settings, inputs=inputs
         )
 
 
 def evaluate_into(
-    cfg: DictConfig,
+    config: EvalConfig,
     out: Path,
     *,
     manifest: Path,
@@ -127,18 +133,20 @@ def evaluate_into(
     """Phases 2-4 of :func:`run_evaluation` in the output folder ``out`` (whose lock the caller holds);
     ``inputs``: what reading the manifest skipped, reported with the clips skipped while generating."""
     labels = labels_for(samples[0].dataset)
-    if cfg.overwrite:
+    if config.overwrite:
         for name in (PREDICTIONS_NAME, FIRST_TAG_NAME, ANCHORING_NAME, JUDGES_NAME, *OUTPUT_FILES):
             (out / name).unlink(missing_ok=True)
-    resuming = check_run_settings(out, run_settings(cfg, settings, model_dir, manifest), overwrite=cfg.overwrite)
+    resuming = check_run_settings(
+        out, run_settings(config, settings, model_dir, manifest), overwrite=config.overwrite
+    )
     (out / "metrics.json").unlink(missing_ok=True)  # the done marker stands only for a run that finished
-    judge = build_judge(cfg.judge)  # before generating: a judge misconfiguration fails in seconds
-    extra = {name: build_judge(config) for name, config in extra_judge_configs(cfg).items()}
+    judge = build_judge(config.judge)  # before generating: a judge misconfiguration fails in seconds
+    extra = {name: build_judge(options) for name, options in config.extra_judge_configs().items()}
     store = PredictionStore(out / PREDICTIONS_NAME)
 
     # the model is loaded on first use (generating or first-tag margins) and at most once
-    load = functools.cache(lambda: load_for_evaluation(cfg, model_dir))
-    stats = generate_phase(cfg, store, samples, load, settings, resuming=resuming)
+    load = functools.cache(lambda: load_for_evaluation(config, model_dir))
+    stats = generate_phase(config, store, samples, load, settings, resuming=resuming)
     if inputs is not None:
         stats.skipped[:0] = inputs.report.skipped  # missing files, found while reading the manifest
     short = load()[1].report.short_clips if load.cache_info().currsize else []  # type: ignore[attr-defined]
@@ -155,16 +163,16 @@ def evaluate_into(
         store.rewrite(stored.values())
 
     selected, judge_stats = judge_records(
-        selected, judge, labels, mode=cfg.explanation_mode, chunk_size=int(cfg.judge_batch_size), on_chunk=persist
+        selected, judge, labels, mode=config.explanation_mode, chunk_size=config.judge_batch_size, on_chunk=persist
     )
     scored = {record.id for record in selected}
-    first_tag = first_tag_phase(cfg, out, [s for s in samples if s.id in scored], model_dir, load)
+    first_tag = first_tag_phase(config, out, [s for s in samples if s.id in scored], model_dir, load)
     scored_samples = [s for s in samples if s.id in scored]
-    anchoring = anchoring_phase(cfg, out, scored_samples, model_dir, load, judge, labels)
+    anchoring = anchoring_phase(config, out, scored_samples, model_dir, load, judge, labels)
     cells = {sample.id: cell_of(sample) for sample in samples}
-    rejudged = extra_judges_phase(cfg, out, selected, extra, labels, cells)
+    rejudged = extra_judges_phase(config, out, selected, extra, labels, cells)
     figures, attention, images = write_outputs(
-        cfg,
+        config,
         out,
         selected,
         labels,
@@ -189,10 +197,10 @@ def evaluate_into(
         len(stats.skipped),
     )
     log_to_wandb(
-        OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else {},
+        config.logger,
         output_dir=out,
-        run_name=f"eval-{model_name(model_dir)}-{cfg.split}",
-        config=OmegaConf.to_container(cfg, resolve=True),
+        run_name=f"eval-{model_name(model_dir)}-{config.split}",
+        config=config.to_dict(),  # the resolved, checked settings
         flat=headline,
         figures=figures,
         attention=attention,
@@ -212,7 +220,7 @@ def evaluate_into(
 
 
 def generate_phase(
-    cfg: DictConfig,
+    config: EvalConfig,
     store: PredictionStore,
     samples: list[Sample],
     load: ModelLoader,
@@ -235,47 +243,25 @@ def generate_phase(
         )
     if not pending:
         return PredictStats()
-    stats = generate_missing(cfg, load, pending, settings, store)
+    stats = generate_missing(config, load, pending, settings, store)
     if stats.skipped:
         listed = ", ".join(record.sample_id for record in stats.skipped)
         log.warning("%d clips skipped (on_error=skip): %s", len(stats.skipped), listed)
     return stats
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Settings that would otherwise only fail after generating (numbers out of range, judging, the policy)."""
-    check_numbers(cfg)
-    if cfg.explanation_mode not in EXPLANATION_MODES:
-        raise EvaluationError(
-            f"explanation_mode={cfg.explanation_mode!r} must be one of {', '.join(EXPLANATION_MODES)}"
-        )
-    if int(cfg.judge_batch_size) < 1:
-        raise EvaluationError(f"judge_batch_size={cfg.judge_batch_size} must be at least 1")
-    if cfg.on_error not in ("raise", "skip"):
-        raise EvaluationError(f"on_error={cfg.on_error!r} must be 'raise' or 'skip'")
-    if cfg.attention.get("group_by", "dominant") not in ATTENTION_GROUPS:
-        raise EvaluationError(
-            f"attention.group_by={cfg.attention.group_by!r} must be one of {', '.join(ATTENTION_GROUPS)}"
-        )
-
-
-def generation_settings(cfg: DictConfig, model_dir: Path) -> GenerationSettings:
-    """The ``GenerationSettings`` of an evaluate config, with the attention layer resolved for the model
-    (read from its ``config.json``, so resuming needs no model load)."""
-    layer = resolve_layer(cfg.attention.layer, llm_layers(model_dir)) if cfg.attention.enabled else None
+def generation_settings(config: EvalConfig, model_dir: Path) -> GenerationSettings:
+    """The ``GenerationSettings`` of an evaluation, with the attention layer resolved for the model (read from
+    its ``config.json``, so resuming needs no model load)."""
+    attention = config.attention
+    layer = resolve_layer(attention.layer, llm_layers(model_dir)) if attention.enabled else None
     return GenerationSettings(
-        task=cfg.task,
-        max_new_tokens=int(cfg.max_new_tokens),
-        temperature=float(cfg.temperature),
-        top_p=float(cfg.top_p),
-        top_k=int(cfg.top_k),
-        seed=int(cfg.seed),
-        batch_size=int(cfg.batch_size),
-        num_workers=int(cfg.data.get("num_workers", 0)),
-        attention=bool(cfg.attention.enabled),
+        **{item.name: getattr(config, item.name) for item in fields(Decoding)},
+        num_workers=int(config.data.get("num_workers", 0)),
+        attention=attention.enabled,
         attention_layer=layer,
-        attention_bins=int(cfg.attention.bins),
-        mi_key=cfg.mi_key,
+        attention_bins=attention.bins,
+        mi_key=config.mi_key,
     )
 
 
@@ -288,11 +274,11 @@ def llm_layers(model_dir: Path) -> int:
     return int(llm["num_hidden_layers"])
 
 
-def prepare_manifest(cfg: DictConfig) -> Path:
+def prepare_manifest(config: EvalConfig) -> Path:
     """The manifest path, building the synthetic corpus or running the dataset adapter on first use."""
     from src.data.sources import prepare_manifest as prepare
 
-    return prepare(cfg.data)
+    return prepare(config.data)
 
 
 def select_samples(samples: list[Sample], *, manifest: Path, split: str, limit: int | None) -> list[Sample]:
@@ -314,7 +300,9 @@ def select_samples(samples: list[Sample], *, manifest: Path, split: str, limit: 
     return chosen
 
 
-def run_settings(cfg: DictConfig, settings: GenerationSettings, model_dir: Path, manifest: Path) -> dict[str, Any]:
+def run_settings(
+    config: EvalConfig, settings: GenerationSettings, model_dir: Path, manifest: Path
+) -> dict[str, Any]:
     """What decides a completion (stored in ``run.json``; see :mod:`src.evaluation.folders`)."""
     decisive = asdict(settings)
     for key in ("batch_size", "num_workers"):  # prompts are padded alike: these change speed, not outputs
@@ -323,67 +311,67 @@ def run_settings(cfg: DictConfig, settings: GenerationSettings, model_dir: Path,
         "model": str(model_dir.resolve()),
         "weights": weight_files(model_dir) if model_dir.is_dir() else {},
         "manifest": str(manifest.resolve()),
-        "split": cfg.split,
-        "dtype": cfg.dtype,
-        **({"preprocess": cfg.preprocess} if cfg.get("preprocess") else {}),  # absent: the model's own
+        "split": config.split,
+        "dtype": config.dtype,
+        **({"preprocess": config.preprocess} if config.preprocess else {}),  # absent: the model's own
         **decisive,
     }
 
 
-def load_for_evaluation(cfg: DictConfig, model_dir: Path) -> tuple[LoadedModel, MediaLoader]:
-    """The model on ``cfg.device`` in ``cfg.dtype`` and a media loader of its shapes."""
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = None if cfg.dtype is None else DTYPES.get(cfg.dtype)
-    if cfg.dtype is not None and dtype is None:
-        raise EvaluationError(f"dtype={cfg.dtype!r} must be one of {', '.join(DTYPES)} or null (as stored)")
+def load_for_evaluation(config: EvalConfig, model_dir: Path) -> tuple[LoadedModel, MediaLoader]:
+    """The model on ``config.device`` in ``config.dtype`` and a media loader of its shapes."""
+    device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = None if config.dtype is None else DTYPES[config.dtype]
     loaded = load_model(model_dir, device=device, dtype=dtype)
-    attach_feature_cache(
-        loaded.model, OmegaConf.to_container(cfg.feature_cache, resolve=True) if "feature_cache" in cfg else None
-    )
+    attach_feature_cache(loaded.model, config.feature_cache)
     loader = MediaLoader.for_model(
         loaded.model.config,
-        preprocess=cfg.get("preprocess"),
-        cache_dir=cfg.data.get("cache_dir"),
-        on_error=cfg.on_error,
-        short_clip=cfg.data.get("short_clip", "repeat"),
+        preprocess=config.preprocess,
+        cache_dir=config.data.get("cache_dir"),
+        on_error=config.on_error,
+        short_clip=config.data.get("short_clip", "repeat"),
     )
     return loaded, loader
 
 
 def generate_missing(
-    cfg: DictConfig, load: ModelLoader, pending: list[Sample], settings: GenerationSettings, store: PredictionStore
+    config: EvalConfig,
+    load: ModelLoader,
+    pending: list[Sample],
+    settings: GenerationSettings,
+    store: PredictionStore,
 ) -> PredictStats:
     """Generate ``pending`` into ``store`` with the model ``load()`` gives."""
     loaded, loader = load()
-    return predict(loaded, pending, loader, settings, on_batch=store.append, progress=bool(cfg.progress_bar))
+    return predict(loaded, pending, loader, settings, on_batch=store.append, progress=config.progress_bar)
 
 
 def first_tag_phase(
-    cfg: DictConfig, out: Path, samples: list[Sample], model_dir: Path, load: ModelLoader
+    config: EvalConfig, out: Path, samples: list[Sample], model_dir: Path, load: ModelLoader
 ) -> dict[str, Any] | None:
     """The first-tag margins of ``samples`` (:mod:`src.analysis.first_tag`), kept in ``first_tag.json`` with the
     weights and samples they came from (a resumed evaluation reuses them; the model is loaded only otherwise).
-    None when ``cfg.first_tag`` is off, the prompt is not MIGR's (``task`` other than reasoning) or no sample has
-    both modalities."""
+    None when ``config.first_tag`` is off, the prompt is not MIGR's (``task`` other than reasoning) or no sample
+    has both modalities."""
     from src.analysis.first_tag import first_tag_margins, first_tag_summary, usable
 
     clips = usable(samples)
-    if not cfg.first_tag or cfg.task != "reasoning" or not clips:
+    if not config.first_tag or config.task != "reasoning" or not clips:
         return None
     key = {"weights": weight_files(model_dir), "samples": [s.id for s in clips]}
 
     def compute() -> dict[str, dict[str, float]]:
         loaded, loader = load()
         return first_tag_margins(
-            loaded.model, loaded.tokenizer, loaded.gate_tokenizer, loader, clips, batch_size=int(cfg.batch_size)
+            loaded.model, loaded.tokenizer, loaded.gate_tokenizer, loader, clips, batch_size=config.batch_size
         )
 
     margins = cached_json(out / FIRST_TAG_NAME, key, compute)
-    return first_tag_summary(margins, clips, cfg.mi_key)
+    return first_tag_summary(margins, clips, config.mi_key)
 
 
 def write_outputs(
-    cfg: DictConfig,
+    config: EvalConfig,
     out: Path,
     records: list[PredictionRecord],
     labels: tuple[str, ...],
@@ -411,31 +399,31 @@ def write_outputs(
             records,
             layer=settings.attention_layer,
             bins=settings.attention_bins,
-            group_by=cfg.attention.get("group_by", "dominant"),
+            group_by=config.attention.group_by,
         )
     attention = summary.to_dict() if summary is not None else None
-    reference = reference_correct_ids(cfg.concurrent.reference_predictions)
+    reference = reference_correct_ids(config.concurrent.reference_predictions)
     figures = compute_figures(
-        records, labels, focus=list(cfg.concurrent.focus), reference_correct=reference, attention=summary
+        records, labels, focus=list(config.concurrent.focus), reference_correct=reference, attention=summary
     )
     run = {
         "model": printable(model_dir),
         "manifest": printable(manifest),
-        "split": cfg.split,
-        "task": cfg.task,
-        "temperature": cfg.temperature,
-        "max_new_tokens": cfg.max_new_tokens,
+        "split": config.split,
+        "task": config.task,
+        "temperature": config.temperature,
+        "max_new_tokens": config.max_new_tokens,
         "judge": records[0].judge.split("|")[0] if records and records[0].judge else None,
-        "explanation_mode": cfg.explanation_mode,
-        "concurrent_focus": list(cfg.concurrent.focus),
-        "reference_predictions": cfg.concurrent.reference_predictions,
+        "explanation_mode": config.explanation_mode,
+        "concurrent_focus": list(config.concurrent.focus),
+        "reference_predictions": config.concurrent.reference_predictions,
         "generated_now": stats.generated,
         "skipped": [asdict(record) for record in stats.skipped],
         "short_clips": [asdict(clip) for clip in short_clips or []],
     }
     figures = {
         **figures,
-        "breakdowns": breakdowns(records, labels, cells or {}, task=cfg.task),
+        "breakdowns": breakdowns(records, labels, cells or {}, task=config.task),
         "anchoring": anchoring,
         "judges": judges or {},
         "first_tag": first_tag,
@@ -477,7 +465,7 @@ def cached_json(path: Path, key: Mapping[str, Any], compute: Callable[[], Any]) 
 
 
 def anchoring_phase(
-    cfg: DictConfig,
+    config: EvalConfig,
     out: Path,
     samples: list[Sample],
     model_dir: Path,
@@ -486,11 +474,11 @@ def anchoring_phase(
     labels: tuple[str, ...],
 ) -> dict[str, Any] | None:
     """The anchoring probe's summary (:mod:`src.evaluation.anchoring`), its continuations cached in
-    ``anchoring.json``; None when ``cfg.anchoring`` is off or the prompt is not MIGR's. Clips without gold
+    ``anchoring.json``; None when ``config.anchoring`` is off or the prompt is not MIGR's. Clips without gold
     descriptions are skipped and counted (all of them on a real dataset)."""
     from src.evaluation.anchoring import forced_openings, probe_continuations, probe_rows, summarize_anchoring
 
-    if not cfg.get("anchoring", True) or cfg.task != "reasoning":
+    if not config.anchoring or config.task != "reasoning":
         return None
     clips = [s for s in samples if forced_openings(s) is not None]
     skipped = len(samples) - len(clips)
@@ -499,41 +487,21 @@ def anchoring_phase(
     key = {
         "weights": weight_files(model_dir),
         "samples": [s.id for s in clips],
-        "max_new_tokens": cfg.max_new_tokens,
+        "max_new_tokens": config.max_new_tokens,
     }
 
     def compute() -> dict[str, dict[str, str]]:
         loaded, loader = load()
         return probe_continuations(
-            loaded, clips, loader, max_new_tokens=int(cfg.max_new_tokens), batch_size=int(cfg.batch_size)
+            loaded, clips, loader, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size
         )
 
     continuations = cached_json(out / ANCHORING_NAME, key, compute)
     return summarize_anchoring(probe_rows(clips, continuations, judge, labels), skipped=skipped)
 
 
-def extra_judge_configs(cfg: DictConfig) -> dict[str, Any]:
-    """``extra_judges``: each entry a judge name (``configs/judge/<name>.yaml``) or a full judge config."""
-    configs: dict[str, Any] = {}
-    for i, entry in enumerate(cfg.get("extra_judges") or []):
-        if isinstance(entry, str):
-            path = CONFIG_DIR / "judge" / f"{entry}.yaml"
-            if not path.exists():
-                known = sorted(p.stem for p in (CONFIG_DIR / "judge").glob("*.yaml"))
-                raise EvaluationError(
-                    f"extra_judges[{i}]={entry!r}: no configs/judge/{entry}.yaml; known: {known}"
-                )
-            configs[entry] = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        else:
-            config = OmegaConf.to_container(entry, resolve=True) if isinstance(entry, DictConfig) else dict(entry)
-            if "name" not in config:
-                raise EvaluationError(f"extra_judges[{i}]: a judge config needs a `name` (a judge backend)")
-            configs[str(config["name"])] = config
-    return configs
-
-
 def extra_judges_phase(
-    cfg: DictConfig,
+    config: EvalConfig,
     out: Path,
     records: list[PredictionRecord],
     judges: Mapping[str, Judge],
@@ -553,7 +521,7 @@ def extra_judges_phase(
         cache = {}
     figures: dict[str, Any] = {}
     for name, judge in judges.items():
-        fingerprint = judge_fingerprint(judge, cfg.explanation_mode)
+        fingerprint = judge_fingerprint(judge, config.explanation_mode)
         known = cache.setdefault(fingerprint, {})
         current = [
             replace(r, judge=fingerprint, judged=known[r.id][0], judged_set=known[r.id][1])
@@ -570,10 +538,10 @@ def extra_judges_phase(
             current,
             judge,
             labels,
-            mode=cfg.explanation_mode,
-            chunk_size=int(cfg.judge_batch_size),
+            mode=config.explanation_mode,
+            chunk_size=config.judge_batch_size,
             on_chunk=persist,
         )
         log.info("extra judge %s: %d explanations judged now, %d reused", name, stats.judged, stats.reused)
-        figures[name] = {"judge": fingerprint, "breakdowns": breakdowns(current, labels, cells, task=cfg.task)}
+        figures[name] = {"judge": fingerprint, "breakdowns": breakdowns(current, labels, cells, task=config.task)}
     return figures

@@ -35,12 +35,7 @@ def build_judge(config: Mapping[str, Any] | None = None) -> Judge:
     """The judge ``config`` describes (plain dict or OmegaConf ``DictConfig``); None builds the keyword judge."""
     options = {str(key): _plain(value) for key, value in (config or {"name": "keywords"}).items()}
     name = options.pop("name", None)
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(str(name), BACKENDS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"judge.name={name!r} is not a judge backend.{hint} Backends: {', '.join(sorted(BACKENDS))}"
-        )
+    check_backend(name)
     module_name, class_name = BACKENDS[name].split(":")
     backend = getattr(importlib.import_module(module_name), class_name)
     accepted = [p for p in inspect.signature(backend).parameters if p != "self"]
@@ -50,6 +45,18 @@ def build_judge(config: Mapping[str, Any] | None = None) -> Judge:
             f"judge.{unknown[0]} is not an option of the {name} judge; it accepts: {', '.join(accepted)}"
         )
     return backend(**options)
+
+
+def check_backend(name: Any, key: str = "judge.name") -> None:
+    """Refuse a ``name`` that is not one of :data:`BACKENDS` (cheap: nothing imported), naming ``key``.
+
+    Raises:
+        ValueError: the key, the name found, the closest backend and every backend.
+    """
+    if name not in BACKENDS:
+        close = difflib.get_close_matches(str(name), BACKENDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{key}={name!r} is not a judge backend.{hint} Backends: {', '.join(sorted(BACKENDS))}")
 
 
 def _plain(value: Any) -> Any:

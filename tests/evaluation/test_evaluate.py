@@ -274,10 +274,16 @@ def test_bad_inputs_fail_with_clear_errors(evaluate, eval_corpus, tiny_export, t
     empty.write_text("\n")
     with pytest.raises(ManifestError, match=r"empty.jsonl: manifest is empty"):
         evaluate(f"data.manifest={empty}")
-    with pytest.raises(
-        EvaluationError, match=r"no samples with split 'dev' .* splits present: \['test', 'train', 'val'\]"
-    ):
-        evaluate("split=dev")
+    with pytest.raises(EvaluationError, match=r"split='dev': expected one of train, val, test"):
+        evaluate("split=dev")  # not a split name: refused with the config (tests/evaluation/test_config.py)
+    rows = [json.loads(line) for line in eval_corpus.read_text().splitlines()]
+    train = [{**row, "video": str(eval_corpus.parent / row["video"])} for row in rows if row["split"] == "train"]
+    only_train = tmp_path / "train_only.jsonl"
+    only_train.write_text(
+        "".join(json.dumps({k: v for k, v in row.items() if k != "au_csv"}) + "\n" for row in train)
+    )
+    with pytest.raises(EvaluationError, match=r"no samples with split 'val' .* splits present: \['train'\]"):
+        evaluate(f"data.manifest={only_train}", "split=val")
     broken = tmp_path / "broken_model"
     shutil.copytree(tiny_export, broken)
     (broken / "model.safetensors").unlink()
@@ -289,8 +295,8 @@ def test_bad_inputs_fail_with_clear_errors(evaluate, eval_corpus, tiny_export, t
     (broken / "model.safetensors").write_bytes((tiny_export / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match=r"broken_model: missing tokenizer/ folder"):
         evaluate(f"model_path={broken}", f"output_dir={tmp_path / 'other'}")
-    with pytest.raises(EvaluationError, match=r"explanation_mode='whole' must be one of explanation, sentences"):
-        evaluate("explanation_mode=whole")  # refused before anything is generated
+    with pytest.raises(EvaluationError, match=r"explanation_mode='whole': expected one of explanation, sentences"):
+        evaluate("explanation_mode=whole")  # refused before anything is read (tests/evaluation/test_config.py)
     with pytest.raises(EvaluationError, match=r"model_path=auto found no exported model"):
         evaluate("model_path=auto", f"runs_dir={tmp_path / 'no_runs'}")
 

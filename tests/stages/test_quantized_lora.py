@@ -175,6 +175,7 @@ def test_an_adapter_export_refuses_a_base_that_changed(adapter_export, tiny_expo
 def test_qlora_sft_then_grpo_through_src_train_export_adapters_the_loaders_read(
     stage_corpus, tiny_export, run_train, tmp_path
 ):
+    from src.evaluation.config import EvalConfig
     from src.evaluation.explain import load_explainer
     from src.evaluation.runner import load_for_evaluation
     from src.stages.checkpoint_io import SafeCheckpointIO
@@ -220,7 +221,7 @@ def test_qlora_sft_then_grpo_through_src_train_export_adapters_the_loaders_read(
 
     # the evaluation's and the explainer's loaders: the base re-quantized equals the trained 4-bit weights
     export = runs / "grpo" / "export"
-    evaluation = compose("evaluate", f"model_path={export}", f"runs_dir={runs}")
+    evaluation = EvalConfig.from_config(compose("evaluate", f"model_path={export}", f"runs_dir={runs}"))
     model = load_for_evaluation(evaluation, export)[0].model
     explainer = load_explainer(compose("explain", f"model_path={export}", f"runs_dir={runs}"))
     quantized = {k: v for k, v in checkpoint.items() if k.endswith("base_layer.weight")}
