@@ -18,12 +18,13 @@ from tests.helpers import compose_train, corpus_overrides
 
 @pytest.mark.slow
 def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learnable_corpus, tmp_path):
-    # the base stage SFT (label targets, modality dropout, unimodal probes): 400 steps of batch 16
+    # the base stage SFT (label targets, modality dropout, unimodal probes): 250 steps of batch 16 (400 until
+    # 2026-12-03; 250 keeps every accuracy at least 0.12 above its threshold over seeds 0-2, in 60% of the time)
     cfg = compose_train(
         "stage=base",
         *corpus_overrides(learnable_corpus),
         f"runs_dir={tmp_path}",
-        "stage.max_steps=400",
+        "stage.max_steps=250",
         "stage.max_epochs=100",
         "logger=none",
         "trainer.limit_val_batches=0",
@@ -39,7 +40,8 @@ def test_a_few_hundred_steps_learn_the_labels_far_above_chance(learnable_corpus,
     accuracy = (logprobs.argmax(-1) == truth[:, None]).float().mean(0)  # audio, visual, audio-visual
     chance = 1 / len(labels)
     print(f"held-out accuracy audio / visual / audio-visual: {accuracy.tolist()} (chance {chance:.3f})")
-    # measured here over training seeds 0-2: audio 0.55-0.59, visual 0.35-0.44, audio-visual 0.60-0.66
+    # measured here over training seeds 0-2 at 250 steps: audio 0.51-0.53, visual 0.33-0.40, audio-visual
+    # 0.56-0.60 (at 400 steps: audio 0.55-0.59, visual 0.35-0.44, audio-visual 0.60-0.66)
     assert accuracy[2] > 3 * chance, accuracy  # audio-visual answers: far above chance (0.143)
     assert accuracy[0] > 2.5 * chance and accuracy[1] > 1.5 * chance, accuracy  # and from each modality alone
 
