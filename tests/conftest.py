@@ -170,8 +170,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Keep this run's test times for the next run's order; fail the run when its tests left new files in the
-    repository (a run that wrote under ``./runs``, ``./data``, ``./wandb`` ... instead of its ``tmp_path``)."""
+    """Stop the warm-process servers (tests/launcher.py) of this process; keep this run's test times for the next
+    run's order; fail the run when its tests left new files in the repository (a run that wrote under ``./runs``,
+    ``./data``, ``./wandb`` ... instead of its ``tmp_path``)."""
+    import sys
+
+    if "tests.launcher" in sys.modules:
+        sys.modules["tests.launcher"].shutdown()
     if _Session.files_before is None:
         return
     if _Session.seconds and session.config.cache is not None:

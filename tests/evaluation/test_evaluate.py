@@ -31,6 +31,7 @@ from src.evaluation.figures import attention_summary, compute_figures
 from src.evaluation.predictions import EvaluationError, PredictionStore
 from src.folder_lock import LOCK_NAME, FolderLockError
 from src.models.checkpoint import CheckpointError
+from tests import launcher
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -199,7 +200,7 @@ def test_a_killed_evaluation_continues_where_it_stopped(
         run_evaluation(eval_config(Path(args["manifest"]), Path(args["model"]), Path(args["out"])))
         """
     )
-    killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    killed = launcher.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert len(PredictionStore(out / "predictions.jsonl").load().records) == 6
     assert not (out / "metrics.json").exists()
@@ -238,7 +239,7 @@ def test_two_evaluations_into_one_folder_the_second_fails_naming_the_first(
         run_evaluation(eval_config(Path(args["manifest"]), Path(args["model"]), Path(args["out"])))
         """
     )
-    first = subprocess.Popen(
+    first = launcher.popen(
         [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
@@ -414,7 +415,7 @@ def test_the_command_line_with_model_path_auto(eval_corpus, tiny_export, tmp_pat
         "progress_bar=false",
         "logger=wandb",
     ]
-    result = subprocess.run(
+    result = launcher.run(
         [sys.executable, "-m", "src.evaluate", *args],
         cwd=tmp_path,
         env=env,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from src.evaluation.explain import ANSWER_CLOSE, ANSWER_OPEN, run_explain
 from src.evaluation.predictions import EvaluationError, PredictionStore
 from src.evaluation.runner import run_evaluation
 from src.models.checkpoint import load_model
+from tests import launcher
 from tests.evaluation.conftest import eval_config
 from tests.helpers import REPO, compose, scripted_export
 
@@ -44,7 +44,7 @@ def test_the_cli_report_and_its_json(scripted: Path, eval_corpus: Path, tmp_path
     clip = clip_paths(eval_corpus, 1)[0]
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "MIGR_RUNS": str(scripted.parents[2])}  # model_path=auto finds demo/migr_grpo
-    result = subprocess.run(
+    result = launcher.run(
         [sys.executable, "-m", "src.explain", str(clip), "--json", str(out), "max_new_tokens=48",
          f"manifest={eval_corpus}", "--attention", str(tmp_path / "plots")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
@@ -172,13 +172,13 @@ def test_no_model_says_which_command_makes_one(tmp_path: Path) -> None:
     env = {**os.environ, "MIGR_RUNS": str(tmp_path / "runs")}
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"x")
-    result = subprocess.run(
+    result = launcher.run(
         [sys.executable, "-m", "src.explain", str(clip)], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
     assert "found no MIGR export" in result.stderr and "make demo" in result.stderr
-    typo = subprocess.run(
+    typo = launcher.run(
         [sys.executable, "-m", "src.explain", str(clip), "temprature=0.3"], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Fixtures of the stage tests: a runner of `python -m src.train` in a subprocess."""
+"""Fixtures of the stage tests: a runner of `python -m src.train` in a process of its own (forked by the
+warm-process launcher, tests/launcher.py: a fresh interpreter but for the import time)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import launcher
 from tests.helpers import REPO
 
 
 def train(runs: Path, *overrides: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m src.train <overrides>`` in a subprocess with runs under ``runs``; returns the result."""
+    """Run ``python -m src.train <overrides>`` in a process of its own with runs under ``runs``; the result."""
     env = {**os.environ, "MIGR_RUNS": str(runs), "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
+    result = launcher.run(
         [sys.executable, "-m", "src.train", *overrides],
         cwd=REPO,
         env=env,

@@ -92,3 +92,77 @@ class RecordSampleIds(L.Callback):
         path = Path(trainer.default_root_dir) / f"sample_ids.rank{trainer.global_rank}.jsonl"
         with path.open("a") as handle:
             handle.write(json.dumps({"step": trainer.global_step, "ids": [m["id"] for m in batch.meta]}) + "\n")
+
+
+class DumpProcessState(L.Callback):
+    """Write the process-wide state a run can depend on to ``<run_dir>/process_state.json`` at setup, for
+    ``tests/test_launcher.py`` to compare a fresh process with a child of the warm-process launcher."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        import json
+        from pathlib import Path
+
+        path = Path(trainer.default_root_dir) / "process_state.json"
+        path.write_text(json.dumps(process_state(), indent=1, sort_keys=True))
+
+
+def process_state() -> dict:
+    """What a run can read from its process besides its arguments: the interpreter's settings, environment,
+    ``__main__``, warning filters, logging setup, torch's global settings, OmegaConf's resolvers, signal handlers,
+    the standard streams and the imported modules."""
+    import gc
+    import logging
+    import stat
+    import sys
+    import threading
+    import warnings
+
+    import torch
+    from omegaconf.basecontainer import BaseContainer
+
+    main = sys.modules["__main__"]
+    umask = os.umask(0)
+    os.umask(umask)
+    loggers = {
+        name: [logger.level, logger.propagate, logger.disabled, [type(h).__name__ for h in logger.handlers]]
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    return {
+        "argv": sys.argv,
+        "orig_argv": sys.orig_argv,
+        "path": sys.path,
+        "cwd": os.getcwd(),
+        "environ": dict(os.environ),
+        "main": [
+            sorted(vars(main)),
+            main.__spec__.name if main.__spec__ else None,
+            getattr(main, "__file__", None),
+        ],
+        "flags": repr(sys.flags),
+        "warnoptions": sys.warnoptions,
+        "warning_filters": [repr(f) for f in warnings.filters],
+        "root_logger": [logging.root.level, [type(h).__name__ for h in logging.root.handlers]],
+        "loggers": loggers,
+        "torch": [
+            torch.get_num_threads(),
+            torch.get_num_interop_threads(),
+            str(torch.get_default_dtype()),
+            torch.are_deterministic_algorithms_enabled(),
+            torch.get_float32_matmul_precision(),
+            torch.is_grad_enabled(),
+            torch.is_anomaly_enabled(),
+            torch.backends.mkldnn.enabled,
+        ],
+        "resolvers": sorted(BaseContainer._resolvers),
+        "signals": {
+            s.name: repr(signal.getsignal(s)) for s in signal.valid_signals() if isinstance(s, signal.Signals)
+        },
+        "stdio": [
+            [stat.S_IFMT(os.fstat(fd).st_mode) for fd in (0, 1, 2)],
+            [(s.encoding, s.errors, s.line_buffering) for s in (sys.stdin, sys.stdout, sys.stderr)],
+        ],
+        "limits": [sys.getrecursionlimit(), sys.getswitchinterval(), gc.isenabled(), gc.get_threshold(), umask],
+        "hooks": [repr(sys.excepthook), repr(threading.excepthook), repr(sys.displayhook)],
+        "modules": sorted(sys.modules),
+    }
