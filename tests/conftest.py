@@ -137,7 +137,7 @@ def _module(nodeid: str) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (each worker sorts its own collection alike), the modules longest first, each
     module's tests together and in their own order."""
-    if _WORKERS <= 1 or config.cache is None:
+    if _WORKERS <= 1 or getattr(config, "cache", None) is None:
         return
     known = config.cache.get(_DURATIONS_KEY, {})
     seconds: dict[str, float] = {}
@@ -179,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sys.modules["tests.launcher"].shutdown()
     if _Session.files_before is None:
         return
-    if _Session.seconds and session.config.cache is not None:
+    if _Session.seconds and getattr(session.config, "cache", None) is not None:  # none under -p no:cacheprovider
         known = session.config.cache.get(_DURATIONS_KEY, {})
         session.config.cache.set(
             _DURATIONS_KEY, {**known, **{k: round(v, 2) for k, v in _Session.seconds.items()}}

@@ -149,10 +149,13 @@ _lock = threading.Lock()
 
 
 def _server_for(env: dict[str, str]) -> _Server:
+    """The server for ``env`` (started when there is none, or when the last one has died)."""
     key = tuple(sorted((k, v) for k, v in env.items() if k not in RUN_TIME_ONLY))
     with _lock:
+        if key in _servers and _servers[key].process.poll() is not None:
+            del _servers[key]
         if key not in _servers:
-            _servers[key] = _Server({k: v for k, v in env.items() if k not in RUN_TIME_ONLY})
+            _servers[key] = _Server(dict(key))
         return _servers[key]
 
 
