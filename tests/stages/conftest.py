@@ -15,10 +15,13 @@ from tests import launcher
 from tests.helpers import REPO
 
 
-def train(runs: Path, *overrides: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m src.train <overrides>`` in a process of its own with runs under ``runs``; the result."""
+def train(
+    runs: Path, *overrides: str, timeout: int = 600, check: bool = True, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``python -m src.train <overrides>`` in a process of its own with runs under ``runs``; the result.
+    ``fresh``: in a fresh interpreter (a test of the start-up time), not forked by the warm-process launcher."""
     env = {**os.environ, "MIGR_RUNS": str(runs), "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-    result = launcher.run(
+    result = (subprocess.run if fresh else launcher.run)(
         [sys.executable, "-m", "src.train", *overrides],
         cwd=REPO,
         env=env,
@@ -37,7 +40,7 @@ def train(runs: Path, *overrides: str, timeout: int = 600, check: bool = True) -
 def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     """Run ``python -m src.train <overrides>`` in a subprocess with runs under ``tmp_path / "runs"``."""
 
-    def run(*overrides: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-        return train(tmp_path / "runs", *overrides, timeout=timeout, check=check)
+    def run(*overrides: str, timeout: int = 600, check: bool = True, fresh: bool = False):
+        return train(tmp_path / "runs", *overrides, timeout=timeout, check=check, fresh=fresh)
 
     return run
