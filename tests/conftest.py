@@ -41,6 +41,18 @@ def _environment_is_left_as_found():
     assert after == before, f"the test changed the process environment: before {before}, after {after}"
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_are_left_as_found():
+    """Fail a test that leaves torch's thread count changed: later in-process runs would compute with another
+    count than the runs they are compared with in subprocesses (test_speedups_keep_weights.py once set 1 thread
+    for good, and test_train_cli.py, run after it in one process, found its resumed weights off by more than 1e-5)."""
+    before = torch.get_num_threads()
+    yield
+    assert torch.get_num_threads() == before, (
+        f"the test left torch at {torch.get_num_threads()} threads, not {before}"
+    )
+
+
 @pytest.fixture(scope="session")
 def stage_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Manifest of a 28-clip synthetic corpus (4 per emotion), generated once per session."""

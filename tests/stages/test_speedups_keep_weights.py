@@ -18,8 +18,17 @@ from src.stages.runner import run_stage
 from tests.helpers import compose_train, corpus_overrides
 
 
-def _export(stage_corpus: Path, runs: Path, *overrides: str) -> dict[str, torch.Tensor]:
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The fits on one thread; the test process's count restored after (a later in-process run in the same
+    process would otherwise train on one thread while its subprocesses use the default)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _export(stage_corpus: Path, runs: Path, *overrides: str) -> dict[str, torch.Tensor]:
     cfg = compose_train(
         "stage=base",
         *corpus_overrides(stage_corpus),
