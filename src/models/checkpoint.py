@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,35 @@ def save_model(
     config = {
         "model_type": MODEL_TYPE,
         "format_version": FORMAT_VERSION,
-        "omni": model.config.to_dict(),
-        "video_token_id": model.video_token_id,
-        "audio_token_id": model.audio_token_id,
+        **_model_fields(model),
         "torch_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         **(extra or {}),
     }
+    return _write_export(
+        folder, config, tokenizer, gate_tokenizer, lambda tmp: write_safetensors(state, tmp, max_shard_bytes)
+    )
+
+
+def _model_fields(model: OmniModel) -> dict[str, Any]:
+    """The config.json entries every export of ours records: the model's shapes and its media token ids."""
+    return {
+        "omni": model.config.to_dict(),
+        "video_token_id": model.video_token_id,
+        "audio_token_id": model.audio_token_id,
+    }
+
+
+def _write_export(
+    folder: Path,
+    config: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    gate_tokenizer: PreTrainedTokenizerBase,
+    write_weights: Callable[[Path], object],
+) -> Path:
+    """Write an export folder atomically: ``write_weights(staging folder)``, config.json and both tokenizers."""
     # a fixed staging name: an export killed midway is removed by the next one
     with atomic.replacing_folder(folder, staging=folder.with_name(folder.name + ".tmp")) as tmp:
-        write_safetensors(state, tmp, max_shard_bytes)
+        write_weights(tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         tokenizer.save_pretrained(tmp / "tokenizer")
         gate_tokenizer.save_pretrained(tmp / "gate_tokenizer")
@@ -217,18 +238,17 @@ def save_adapter_model(
         },
         "quantization_bits": model.config.extra["quantization_bits"],
         "lora": lora_options(model),
-        "omni": model.config.to_dict(),
-        "video_token_id": model.video_token_id,
-        "audio_token_id": model.audio_token_id,
+        **_model_fields(model),
         "trained_tensors": len(state),
         **(extra or {}),
     }
-    with atomic.replacing_folder(folder, staging=folder.with_name(folder.name + ".tmp")) as tmp:
-        atomic.save_tensors(state, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(config, indent=1))
-        tokenizer.save_pretrained(tmp / "tokenizer")
-        gate_tokenizer.save_pretrained(tmp / "gate_tokenizer")
-    return folder
+    return _write_export(
+        folder,
+        config,
+        tokenizer,
+        gate_tokenizer,
+        lambda tmp: atomic.save_tensors(state, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"}),
+    )
 
 
 def load_adapter_model(
@@ -283,9 +303,14 @@ def load_adapter_model(
     model.adapter_base = AdapterBase(folder=base, options=options, adapter_from=folder)
     model.to(device)
     model.eval()
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder / "tokenizer"))
-    gate_tokenizer = AutoTokenizer.from_pretrained(folder / "gate_tokenizer")
+    tokenizer, gate_tokenizer = _tokenizers(folder)
     return LoadedModel(model=model, tokenizer=tokenizer, gate_tokenizer=gate_tokenizer, folder=folder)
+
+
+def _tokenizers(folder: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedTokenizerBase]:
+    """The LLM tokenizer (prepared: special tokens, padding) and the gate's, as an export of ours stores them."""
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder / "tokenizer"))
+    return tokenizer, AutoTokenizer.from_pretrained(folder / "gate_tokenizer")
 
 
 def load_model(
@@ -308,8 +333,7 @@ def load_model(
     for sub in ("tokenizer", "gate_tokenizer"):
         if not (folder / sub).is_dir():
             raise CheckpointError(f"{folder}: missing {sub}/ folder (a model export always has one)")
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder / "tokenizer"))
-    gate_tokenizer = AutoTokenizer.from_pretrained(folder / "gate_tokenizer")
+    tokenizer, gate_tokenizer = _tokenizers(folder)
     omni = OmniConfig.from_dict(config["omni"])
     with init_empty_weights():  # parameters on meta, buffers (rotary tables, position ids) real
         model = OmniModel(omni, video_token_id=config["video_token_id"], audio_token_id=config["audio_token_id"])
