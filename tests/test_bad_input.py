@@ -167,6 +167,9 @@ NAME = 'a file name that is not UTF-8 (written `"clip_\\udcff.mp4"` in JSON)'
 BOM_CRLF = "a UTF-8 byte-order mark, CRLF line ends"
 LINE3 = r"m\.jsonl:3: "
 CLIP3 = LINE3 + r"sample 'c': "
+UNREADABLE = (
+    CLIP3 + r".*bad\.mp4: unreadable \(.+\); expected a video .* that decord / ffmpeg can decode"
+)  # a truncated mp4 and random bytes alike
 LABELS = r"expected one of its labels \(.*\) or a synonym"
 CASES = [
     Case(BYTES, "raw bytes", _raw_bytes, error=LINE3 + r"not UTF-8: byte 0xff at column \d+; save the manifest as UTF-8"),
@@ -189,14 +192,8 @@ CASES = [
         EMPTY, "empty file", _empty, skip="empty file",
         raise_error=CLIP3 + r".*bad\.mp4: empty file \(0 bytes\); expected a video or audio file with content",
     ),
-    Case(
-        CORRUPT, "truncated mp4", _truncated, skip="unreadable",
-        raise_error=CLIP3 + r".*bad\.mp4: unreadable \(.+\); expected a video .* that decord / ffmpeg can decode",
-    ),
-    Case(
-        CORRUPT, "random bytes", _random, skip="unreadable",
-        raise_error=CLIP3 + r".*bad\.mp4: unreadable \(.+\); expected a video .* that decord / ffmpeg can decode",
-    ),
+    Case(CORRUPT, "truncated mp4", _truncated, skip="unreadable", raise_error=UNREADABLE),
+    Case(CORRUPT, "random bytes", _random, skip="unreadable", raise_error=UNREADABLE),
     Case(
         NO_AUDIO, "no audio", _no_audio, skip="no audio track",
         raise_error=CLIP3 + r".*bad\.mp4: no audio track \(.+\); expected a sound track",
