@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import REPO
+
 # Under pytest-xdist (`make test` runs 2 workers) the cores are split between the workers, and the processes the
 # tests start inherit the share: threads competing for the same core spin and slow every test down.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -108,7 +110,6 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ---- the suite leaves the repository as it found it -----------------------------------------------------------
-REPO = Path(__file__).resolve().parents[1]
 # Caches of the tools themselves (not written by the code under test) and the installed package's metadata
 _TOOL_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "htmlcov", ".ipynb_checkpoints"}
 

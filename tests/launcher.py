@@ -76,9 +76,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 # Imported once by each server: the libraries that make a process start slow (6.5 of its 7.3 s of CPU time to
 # import src.stages.runner and src.evaluation.runner). Not Lightning, nor our modules that import it: Lightning
 # decides at import whether to give its loggers a handler of their own by whether the root logger has one, which
