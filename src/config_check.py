@@ -228,6 +228,9 @@ def typed_fields(
     built. Ints pass for floats (and become floats), bools never pass for numbers. Keys absent from ``values``
     are left to the fields' defaults. Ranges are :func:`check_numbers`'s business.
 
+    ``ignore``d keys are settings read elsewhere (e.g. the runner's own ``stage`` keys): they are not passed
+    on, but count as known, so a misspelling of one is refused with it as the suggestion.
+
     Raises:
         ConfigError: one ``key=value: expected ...`` entry per problem (dotted keys after ``prefix``), an unknown
             key with the closest known one and the list of known ones.
@@ -241,15 +244,16 @@ def typed_fields(
 def _typed(cls: type, values: Mapping[str, Any], prefix: str, ignore: set[str], problems: list[str]) -> dict:
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
+    accepted = known + sorted(ignore - set(known))
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key in ignore:
             continue
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
+            close = difflib.get_close_matches(str(key), accepted, n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            problems.append(f"{dotted}={value!r}: not a setting{hint}; known: {', '.join(known)}")
+            problems.append(f"{dotted}={value!r}: not a setting{hint}; known: {', '.join(accepted)}")
             continue
         kind = hints[key]
         if dataclasses.is_dataclass(kind):

@@ -137,6 +137,14 @@ def test_each_key_refuses_values_out_of_range_naming_key_value_and_range(key: st
             "stage.modality_dropout.av=1.2: expected a number in [0, 1]",
         ),
         (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches=0: expected an integer >= 1"),
+        # a stage key nobody reads (a custom stage file's typo, or ++) is refused, not dropped
+        (["stage=sft", "++stage.max_step=10"], "stage.max_step=10: not a setting (did you mean stage.max_steps?)"),
+        (
+            ["stage=grpo", "++stage.tempreature=0.5"],
+            "stage.tempreature=0.5: not a setting (did you mean stage.temperature?)",
+        ),
+        (["stage=grpo", "stage.beta=abc"], "stage.beta='abc': expected a number"),
+        (["stage=base", "stage.aux_unimodal_weight=[1]"], "stage.aux_unimodal_weight=[1]: expected a number"),
     ],
 )
 def test_training_refuses_them_before_building_anything(tmp_path, overrides: list[str], message: str) -> None:
@@ -187,4 +195,11 @@ def test_typed_fields_checks_keys_and_types_against_a_dataclass() -> None:
         "invalid settings: rate=True: expected a number; flag=1: expected true or false; "
         "names='a': expected a list (each a string); options=[]: expected a mapping; inner.bins=2.0: expected an "
         "integer; inner.nme=1: not a setting (did you mean inner.name?); known: bins, name"
+    )
+    # an ignored key is read elsewhere: known, so a misspelling of it is suggested and listed
+    with pytest.raises(ConfigError) as error:
+        typed_fields(_Outer, {"max_step": 1}, prefix="s.", ignore={"max_steps"})
+    assert str(error.value) == (
+        "invalid setting: s.max_step=1: not a setting (did you mean s.max_steps?); "
+        "known: rate, flag, names, options, inner, max_steps"
     )

@@ -18,6 +18,26 @@ from src.models.omni import IGNORE_INDEX, OmniModel
 
 log = logging.getLogger(__name__)
 
+# Keys of the ``stage`` config group that the runner reads itself (the run folder, the data, the Trainer); every
+# other key must be a field of the stage module's config (:class:`src.stages.sft.SFTConfig`,
+# :class:`src.rl.step.GRPOConfig`), so a misspelled or unsupported key is refused rather than dropped.
+RUNNER_STAGE_KEYS = frozenset(
+    {
+        "name",
+        "settings",
+        "module",
+        "task",
+        "init_from",
+        "train_manifest",
+        "max_epochs",
+        "max_steps",
+        "batch_size",
+        "modality_dropout",
+        "gradient_clip_val",
+        "log_every_n_steps",
+    }
+)
+
 # Blocks that FSDP wraps one by one (auto-wrap policy) and that activation checkpointing recomputes.
 SHARDED_BLOCKS = ("Qwen2DecoderLayer", "SiglipEncoderLayer", "WhisperEncoderLayer", "BertLayer")
 

@@ -37,6 +37,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from typing_extensions import override
 
+from src.config_check import typed_fields
 from src.data.collate import Batch
 from src.judges.factory import build_judge
 from src.models.factory import ModelSpec, instantiate
@@ -46,6 +47,7 @@ from src.reward_set import RewardSet
 from src.rl.rollout import Rollout, completion_logprobs
 from src.rl.step import GRPOConfig, Prompts, StepResult, grpo_step, step_metrics
 from src.stages.common import (
+    RUNNER_STAGE_KEYS,
     build_optimizer,
     feature_cache_config,
     fsdp2_mixed_precision,
@@ -54,6 +56,21 @@ from src.stages.common import (
     trainable_parameters,
     warmup_cosine,
 )
+
+
+def grpo_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The :class:`GRPOConfig` fields of a composed ``train.yaml``'s ``stage``, checked by building one.
+
+    Raises:
+        ConfigError: a ``stage`` key that is neither a field nor one the runner reads
+            (:data:`~src.stages.common.RUNNER_STAGE_KEYS`), or a value of the wrong type.
+        ValueError: a value :class:`GRPOConfig` refuses.
+    """
+    stage = OmegaConf.to_container(cfg.stage, resolve=True)
+    runner_only = RUNNER_STAGE_KEYS - {f.name for f in fields(GRPOConfig)}
+    settings = typed_fields(GRPOConfig, stage, prefix="stage.", ignore=runner_only)
+    GRPOConfig(**settings)
+    return settings
 
 
 class GRPOModule(L.LightningModule):
@@ -97,11 +114,9 @@ class GRPOModule(L.LightningModule):
 
     @classmethod
     def from_config(cls, cfg: DictConfig, init_from: str | None) -> GRPOModule:
-        stage = OmegaConf.to_container(cfg.stage, resolve=True)
-        known = {f.name for f in fields(GRPOConfig)}
         return cls(
             OmegaConf.to_container(cfg.model, resolve=True),
-            {k: v for k, v in stage.items() if k in known},
+            grpo_settings(cfg),
             OmegaConf.to_container(cfg.rewards, resolve=True),
             OmegaConf.to_container(cfg.judge, resolve=True),
             init_from=init_from,

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from omegaconf import DictConfig, OmegaConf
 
 from src import atomic
-from src.config_check import check_combinations, check_numbers
+from src.config_check import ConfigError, check_combinations, check_numbers
 from src.data.datamodule import DataConfig, EmotionDataModule
 from src.data.manifest import read_manifest
 from src.data.sources import prepare_manifest
@@ -134,6 +134,22 @@ def build_datamodule(
         preprocess=model.preprocess,
         wrap_media=model.wrap_media_tokens,
     )
+
+
+def check_stage_keys(cfg: DictConfig) -> None:
+    """Refuse a ``stage`` key that neither the runner (:data:`~src.stages.common.RUNNER_STAGE_KEYS`) nor the
+    stage module's config reads, or a value of the wrong type, before any data or weights are touched."""
+    module = cfg.stage.get("module")
+    if module == "sft":
+        from src.stages.sft import SFTConfig
+
+        SFTConfig.from_config(cfg)
+    elif module == "grpo":
+        from src.stages.grpo import grpo_settings
+
+        grpo_settings(cfg)
+    else:
+        raise ConfigError(f"stage.module={module!r} is not a known stage module (sft, grpo)")
 
 
 def build_module(cfg: DictConfig, init_from: str | None) -> L.LightningModule:
@@ -310,6 +326,7 @@ def run_stage(cfg: DictConfig) -> Path:
     """
     check_numbers(cfg)  # every numeric setting in range before anything is built
     check_combinations(cfg)  # options that cannot work together (quantization, LoRA, FSDP)
+    check_stage_keys(cfg)  # every stage key known to the runner or the stage module, and of its type
     log_settings(cfg)
     init_from = resolve_init_from(cfg)
     spec = ModelSpec(**to_dict(cfg.model))

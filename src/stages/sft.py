@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from typing_extensions import override
 
-from src.config_check import check_numbers
+from src.config_check import ConfigError, check_numbers, typed_fields
 from src.data.collate import Batch
 from src.data.labels import labels_for
 from src.data.reasoning import predicted_label
@@ -32,6 +32,7 @@ from src.models.factory import ModelSpec, instantiate
 from src.models.feature_cache import attach_feature_cache
 from src.models.generation import generate
 from src.stages.common import (
+    RUNNER_STAGE_KEYS,
     build_optimizer,
     planned_optimizer_steps,
     prompts_from_training_batch,
@@ -72,12 +73,20 @@ class SFTConfig:
 
     @classmethod
     def from_config(cls, cfg: Any) -> SFTConfig:
-        """From a composed ``train.yaml`` config: the ``stage`` keys this class has, and ``data.dataset``."""
+        """From a composed ``train.yaml`` config: the ``stage`` keys this class has, and ``data.dataset``.
+
+        Raises:
+            ConfigError: a ``stage`` key that is neither a field nor one the runner reads
+                (:data:`~src.stages.common.RUNNER_STAGE_KEYS`), or a value of the wrong type.
+        """
         from omegaconf import OmegaConf
 
         stage = OmegaConf.to_container(cfg.stage, resolve=True)
-        known = {f.name for f in fields(cls)} - {"aux_dataset"}
-        return cls(**{k: v for k, v in stage.items() if k in known}, aux_dataset=str(cfg.data.dataset))
+        if "aux_dataset" in stage:
+            raise ConfigError("stage.aux_dataset is not a stage setting: the probes' label set is data.dataset's")
+        runner_only = RUNNER_STAGE_KEYS - {f.name for f in fields(cls)}
+        kwargs = typed_fields(cls, stage, prefix="stage.", ignore=runner_only)
+        return cls(**kwargs, aux_dataset=str(cfg.data.dataset))
 
 
 class SFTModule(L.LightningModule):
