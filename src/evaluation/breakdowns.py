@@ -7,7 +7,11 @@ under ``breakdowns``:
 
 ``well_formed``       share of explanations with MIGR's structure (:func:`rewards.format.migr_format_ok`: both
                       descriptions, think, answer, each once, nothing outside them) for the ``reasoning`` task, the
-                      parser's ``well_formed`` for other prompts; the figure the study holds to >= 95%.
+                      parser's ``well_formed`` for other prompts. Stricter than the parser's ``well_formed``
+                      (:class:`src.data.reasoning.ParsedCompletion`: every tag closed, answer last; a description may be
+                      missing), which is the one the study holds to >= 95% (``format/well_formed``,
+                      docs/study_protocol.md) and uses for its ``| well-formed`` subsets (the README's study section
+                      gives both).
 ``overall``           one :func:`group_figures` block over every record.
 ``by_cell``           one block per ``<dominant>/<cue>`` (``cue``: the manifest's ``extra.synth.cue``, e.g.
                       ``audio/conflict``); records with no cell are counted in ``no_cell``.
