@@ -14,7 +14,8 @@ docs/performance.md "Start-up"):
   ends the process), on a 14-clip synthetic corpus, tiny model, CSV logger;
 * ``python -m src.evaluate``: until the first prediction is written (one clip, one new token) with a random tiny
   model exported beside the corpus;
-* ``python -m src.train --help``, a config error (a misspelled key), ``python -m src.evaluate --help`` and
+* ``python -m src.train --help``, a config error (a misspelled key), ``python -m src.evaluate --help``, an
+  evaluation's bad value (``batch_size=0``, refused before the evaluation stack is imported) and
   ``python -m src.registry --check``.
 
 ``--importtime`` also runs ``python -X importtime`` on the torch + transformers import and on the training
@@ -156,6 +157,9 @@ def commands(work: Path, manifest: Path, export: Path) -> dict[str, dict[str, An
         "python -m src.train --help": {"command": [python, "-m", "src.train", "--help"]},
         "python -m src.train stage.lrr=1 (config error)": {"command": [python, "-m", "src.train", "stage.lrr=1"]},
         "python -m src.evaluate --help": {"command": [python, "-m", "src.evaluate", "--help"]},
+        "python -m src.evaluate batch_size=0 (config error)": {
+            "command": [python, "-m", "src.evaluate", "batch_size=0"]
+        },
         "python -m src.registry --check": {"command": [python, "-m", "src.registry", "--check"]},
     }
 

@@ -16,10 +16,14 @@ from src.folder_lock import printable
 
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    # imported once the config composed: `--help` and a misspelled key answer without torch's import time
+    from src.evaluation.config import EvalConfig
+
+    # every setting checked before the evaluation stack (torch, transformers, torchmetrics) is imported: `--help`,
+    # a misspelled key and a bad value answer without their import time
+    config = EvalConfig.from_config(cfg)
     from src.evaluation.runner import run_evaluation
 
-    result = run_evaluation(cfg)
+    result = run_evaluation(config)
     print(
         f"evaluation written to {printable(result.output_dir)} (report.md, metrics.json, predictions.jsonl, plots)"
     )

@@ -204,3 +204,24 @@ def test_training_stack_leaves_heavy_optional_modules_unimported() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.split() == [], f"imported by the training stack: {out.stdout.strip()}"
+
+
+def test_the_evaluation_refuses_a_bad_value_before_importing_torch(tmp_path: Path) -> None:
+    """``python -m src.evaluate`` checks its settings (EvalConfig) with no torch, transformers or torchmetrics
+    imported, so a bad value is refused in well under a second of CPU (benchmarks/startup.py times it)."""
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['src.evaluate', 'batch_size=0', 'hydra.run.dir=.', 'hydra.output_subdir=null']\n"
+        "try:\n"
+        "    runpy.run_module('src.evaluate', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    print('exit', stop.code)\n"
+        "print('loaded', ' '.join(m for m in ('torch', 'transformers', 'torchmetrics', 'lightning') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "batch_size=0: expected an integer >= 1" in out.stderr, out.stderr[-2000:]
+    assert "exit 1" in out.stdout
+    assert out.stdout.splitlines()[-1].strip() == "loaded", out.stdout

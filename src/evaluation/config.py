@@ -26,10 +26,8 @@ from src.config_check import ConfigError, number_problems, refuse, typed_fields
 from src.data.manifest import SPLITS
 from src.data.preprocess import PREPROCESS
 from src.data.prompts import INSTRUCTIONS
-from src.evaluation.figures import ATTENTION_GROUPS
-from src.evaluation.judging import EXPLANATION_MODES
-from src.evaluation.predict import Decoding
 from src.evaluation.predictions import EvaluationError
+from src.evaluation.settings import ATTENTION_GROUPS, EXPLANATION_MODES, Decoding
 from src.judges.factory import check_backend
 
 __all__ = ["DTYPE_NAMES", "AttentionConfig", "ConcurrentConfig", "EvalConfig", "EvalConfigError"]
@@ -73,7 +71,7 @@ class ConcurrentConfig:
 class EvalConfig(Decoding):
     """A composed ``configs/evaluate.yaml``: one field per key (its comment there says the same; the generation
     settings ``task``, ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed`` and ``batch_size``
-    are :class:`~src.evaluation.predict.Decoding`'s), the groups ``data``, ``judge``, ``logger`` and
+    are :class:`~src.evaluation.settings.Decoding`'s), the groups ``data``, ``judge``, ``logger`` and
     ``feature_cache`` as their plain mappings (each read by its own code:
     :func:`src.data.sources.prepare_manifest`, :func:`src.judges.factory.build_judge`, ...). The defaults are
     evaluate.yaml's (a test holds them equal). Checked on construction; see :meth:`from_config`.

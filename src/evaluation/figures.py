@@ -37,6 +37,7 @@ from src.evaluation.anchoring import flat_anchoring
 from src.evaluation.breakdowns import ENDPOINTS, flat_breakdowns
 from src.evaluation.concurrent import concurrent_label_analysis
 from src.evaluation.predictions import PredictionRecord
+from src.evaluation.settings import ATTENTION_GROUPS
 from src.metrics import UNKNOWN, ConsistencyMetrics, RecognitionMetrics
 
 OPENINGS: tuple[str, ...] = ("visual", "audio", "think", "answer", "none")
@@ -166,9 +167,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value
-
-
-ATTENTION_GROUPS = ("dominant", "mi")
 
 
 def attention_summary(

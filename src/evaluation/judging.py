@@ -29,10 +29,10 @@ from typing import Literal
 
 from src.data.reasoning import parse_completion, split_sentences
 from src.evaluation.predictions import EvaluationError, PredictionRecord
+from src.evaluation.settings import EXPLANATION_MODES
 from src.judges.base import Judge, MultiLabelJudge
 
 ExplanationMode = Literal["explanation", "sentences"]
-EXPLANATION_MODES: tuple[str, ...] = ("explanation", "sentences")
 SET_SIZE = 2  # the paper's "Top-2 reasoning-level predictions"
 
 

@@ -37,29 +37,9 @@ from src.data.media import MediaLoader, SkipRecord
 from src.data.prompts import build_prompt, instruction_for
 from src.data.reasoning import parse_completion
 from src.evaluation.predictions import PredictionRecord
+from src.evaluation.settings import Decoding
 from src.models.checkpoint import LoadedModel
 from src.models.generation import generate
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """What the decode loop is asked: the ``evaluate.yaml`` keys of the same names, shared by
-    :class:`GenerationSettings` and :class:`~src.evaluation.config.EvalConfig`."""
-
-    task: str = "reasoning"
-    """The prompt: ``reasoning`` (MIGR's tags), ``label`` or ``r1omni`` (released R1-Omni / ERV checkpoints)."""
-    max_new_tokens: int = 384
-    """Generation length; longer completions are cut and counted as truncated."""
-    temperature: float = 0.0
-    """0: greedy; > 0 samples (0.3: the paper's evaluation protocol)."""
-    top_p: float = 1.0
-    """Nucleus sampling mass (1: off)."""
-    top_k: int = 0
-    """Top-k sampling (0: off)."""
-    seed: int = 0
-    """Sampling seed (with ``temperature > 0``; see the module docstring)."""
-    batch_size: int = 8
-    """Clips generated (and probed) per batch."""
 
 
 @dataclass(frozen=True)

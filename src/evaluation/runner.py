@@ -51,9 +51,10 @@ from src.evaluation.folders import (
     weight_files,
 )
 from src.evaluation.judging import judge_fingerprint, judge_records
-from src.evaluation.predict import Decoding, GenerationSettings, PredictStats, predict
+from src.evaluation.predict import GenerationSettings, PredictStats, predict
 from src.evaluation.predictions import PREDICTIONS_NAME, EvaluationError, PredictionRecord, PredictionStore
 from src.evaluation.report import render_report
+from src.evaluation.settings import Decoding
 from src.evaluation.tracking import log_to_wandb
 from src.folder_lock import FolderLock
 from src.judges.base import Judge
