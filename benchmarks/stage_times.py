@@ -1,8 +1,10 @@
-"""The demo's time per stage with the frozen-tower feature cache off and on, in one run, and the ratio.
+"""The demo's time per stage with its caches (frozen-tower features, decoded media) off and on, in one run, and
+the ratio.
 
 Runs the whole demo (``python -m src.pipeline``) twice, each from scratch in its own folder (its own corpus,
-decoded-media cache and feature cache, so neither run inherits anything from the other): first with
-``cache_tower_features=false`` (every forward recomputes the towers), then with ``cache_tower_features=true``. It prints each
+decoded-media cache and feature cache, so neither run inherits anything from the other): first with both caches
+off (``cache_tower_features=false``: every forward recomputes the towers; ``cache_media=false``: every epoch
+reads each clip back from the on-disk media cache), then with both on (the demo's defaults). It prints each
 stage's seconds in both runs and their ratio, the demo's wall-clock (shared stages + the slower arm when the arms
 run side by side), and whether the results tables agree: the table rows compared as text, and the largest
 absolute difference of any figure in the evaluations' ``metrics.json`` and the build's ``build.json``.
@@ -39,6 +41,7 @@ def run_demo(out: Path, *, cache: bool, shrink: bool, extra: list[str]) -> float
         f"out_dir={out}",
         f"corpus.root={out / 'corpus'}",
         f"cache_tower_features={str(cache).lower()}",
+        f"cache_media={str(cache).lower()}",
         f"shrink={str(shrink).lower()}",
         *extra,
     ]

@@ -274,3 +274,22 @@ def test_the_corpus_regime_reaches_every_stage_and_the_fau_think(regime, tmp_pat
     else:
         assert "++data.synth.regime=conflict" in stages["base"].description.split()
         assert build_cfg.data.synth.regime == "conflict" and build_cfg.fau.think == "dominant"
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_the_cache_switches_reach_every_training_stage_and_leave_the_defaults_commands_alone(cached, tmp_path):
+    """``cache_tower_features``/``cache_media`` off add their overrides to every training stage's command (so their
+    fingerprints differ); on, the commands carry neither (the demo's and the study's stages are unchanged)."""
+    from hydra import compose, initialize_config_dir
+
+    from src.demo.pipeline import plan
+
+    switches = [f"cache_tower_features={str(cached).lower()}", f"cache_media={str(cached).lower()}"]
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(config_name="pipeline", overrides=[f"out_dir={tmp_path}", *switches])
+    trained = [stage for stage in plan(cfg) if stage.name in ("base", "migr_sft", "baseline_sft", "migr_grpo")]
+    assert len(trained) == 4
+    for stage in trained:
+        words = stage.description.split()
+        assert ("feature_cache.enabled=false" in words) is not cached, stage.name
+        assert ("++data.media_memory_mb=0" in words) is not cached, stage.name

@@ -63,7 +63,8 @@ def plan(cfg: DictConfig, *, corpus_root: Path | None = None) -> list[Stage]:
     # Every stage (both arms too) shares one frozen-tower feature cache, ${out_dir}/feature_cache (run_pipeline
     # exports MIGR_FEATURE_CACHE_DIR); only turning it off changes the stages' commands (and so their fingerprints).
     features = [] if bool(cfg.cache_tower_features) else ["feature_cache.enabled=false"]
-    common = [*as_list(cfg.train), *data, *features, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
+    media = [] if bool(cfg.get("cache_media", True)) else ["++data.media_memory_mb=0"]  # likewise
+    common = [*as_list(cfg.train), *data, *features, *media, f"seed={int(cfg.seed)}", f"runs_dir={out}"]
     if shrink:
         common += as_list(cfg.shrunk.train)
     grpo_extra = as_list(cfg.shrunk.grpo) if shrink else []
