@@ -12,7 +12,7 @@ PYTEST_WORKERS ?= 2
 XDIST = $(if $(filter 0 1,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser demo test test-fast lint format bench clean
+.PHONY: help venv browser allocator demo test test-fast lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[dev,app]'
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || $(MAKE) --no-print-directory browser
+	$(PY) -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('tcmalloc_minimal'))" \
+		|| $(MAKE) --no-print-directory allocator
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install the pinned stack (about 2 minutes, no GPU needed)
@@ -32,6 +34,14 @@ browser:  ## install Debian's chromium for the app's browser test (as root with 
 	else \
 		echo "browser: install Chromium yourself (apt-get install chromium) or set MIGR_CHROMIUM=/path/to/chrome;" \
 		     "without one the app's browser test is skipped"; \
+	fi
+
+allocator:  ## install tcmalloc, which the study's and demo's workers preload (as root with apt; optional)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtcmalloc-minimal4 >/dev/null; \
+	else \
+		echo "allocator: install tcmalloc yourself (apt-get install libtcmalloc-minimal4) for faster workers;" \
+		     "without it they use the system allocator (the same results)"; \
 	fi
 
 demo: $(STAMP)  ## run the whole pipeline on the embedded default (tiny model, synthetic corpus)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from src.demo.allocator import describe, with_preload
 from src.demo.stages import Ledger, Stage, progress_bar, run_all
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,16 @@ class Task:
 
 
 def run_arms_side_by_side(
-    config_file: Path, tasks: Sequence[Task], *, threads: int, progress: bool = True
+    config_file: Path, tasks: Sequence[Task], *, threads: int, progress: bool = True, preload: str | None = None
 ) -> None:
     """Run each arm's stages in its own worker process (``threads`` torch threads each) and wait for all.
 
     The first worker to fail stops the others (their finished stages and checkpoints stay: a rerun continues)
     and raises naming the arm, its exit code and the end of its log.
     """
-    run_workers(ARM_WORKER, config_file, tasks, workers=len(tasks), threads=threads, progress=progress)
+    run_workers(
+        ARM_WORKER, config_file, tasks, workers=len(tasks), threads=threads, progress=progress, preload=preload
+    )
 
 
 def run_workers(
@@ -94,9 +97,11 @@ def run_workers(
     threads: int,
     progress: bool = True,
     poll_seconds: float = 0.5,
+    preload: str | None = None,
 ) -> None:
     """Run every unfinished task in a worker process, at most ``workers`` at a time, each once its ``needs`` are
-    done (tasks start in the order given), with ``threads`` torch threads each; wait for all.
+    done (tasks start in the order given), with ``threads`` torch threads each; wait for all. ``preload``: a
+    shared library every worker preloads (:mod:`src.demo.allocator`: tcmalloc), or None.
 
     The first worker to fail stops the others (their finished stages and checkpoints stay: a rerun continues)
     and raises naming the task, its exit code and the end of its log.
@@ -107,12 +112,17 @@ def run_workers(
         missing = [need.name for need in task.needs if not need.done and need.done_marker not in made]
         if missing:
             raise ValueError(f"task {task.name} needs {missing}, which no task makes")
-    env = {
-        **os.environ,
-        PARENT_ENV: str(os.getpid()),
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-    }
+    env = with_preload(
+        {
+            **os.environ,
+            PARENT_ENV: str(os.getpid()),
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+        },
+        preload,
+    )
+    if pending:
+        log.info("workers: %d at a time, %s", workers, describe(preload))
     running: dict[str, tuple[Task, subprocess.Popen]] = {}
     total = sum(len(task.stages) for task in tasks)
     try:

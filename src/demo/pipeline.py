@@ -26,6 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.demo.allocator import preload_library
 from src.demo.arms import Task, log_path, run_arms_side_by_side, threads_per_arm
 from src.demo.stages import Ledger, Stage, as_list, build_stage, evaluate_stage, run_all, train_stage
 
@@ -199,6 +200,8 @@ def _run_one(cfg: DictConfig, out: Path) -> str:
     tasks = arm_tasks(cfg, stages)
     ledger = Ledger(out)
     threads = threads_per_arm(cfg.arms_in_parallel, len(tasks))
+    # read only when there are workers to give it to; a bad setting fails here, before any stage
+    preload = None if threads is None else preload_library(cfg.worker_allocator)
     began = time.perf_counter()
     run_all([s for s in stages if s.arm is None], ledger)
     if threads is None:  # each arm keeps its own ledger either way, so either way can finish the other's run
@@ -207,7 +210,7 @@ def _run_one(cfg: DictConfig, out: Path) -> str:
     elif not all(s.done for s in stages):
         config_file = out / "pipeline.yaml"
         OmegaConf.save(cfg, config_file, resolve=True)
-        run_arms_side_by_side(config_file, list(tasks.values()), threads=threads)
+        run_arms_side_by_side(config_file, list(tasks.values()), threads=threads, preload=preload)
     arm_stages = {arm: list(task.stages) for arm, task in tasks.items()}
     _merge_arm_ledgers(ledger, arm_stages)
     log.info("pipeline finished in %.1f min (this invocation)", (time.perf_counter() - began) / 60)

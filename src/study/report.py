@@ -378,7 +378,8 @@ def timing_lines(timings: Mapping[str, Any]) -> list[str]:
         "",
         f"Stage time in all {total / 60:.1f} min; wall-clock of the invocation that finished the study "
         f"{timings.get('wall_seconds', 0.0) / 60:.1f} min with {timings.get('workers')} worker(s) of "
-        f"{timings.get('threads')} thread(s) (resumed stages count only their last attempt).",
+        f"{timings.get('threads')} thread(s), allocator {timings.get('allocator', 'system')} "
+        f"(resumed stages count only their last attempt).",
     ]
     return lines
 

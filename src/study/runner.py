@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src import atomic
+from src.demo.allocator import preload_library
 from src.demo.arms import run_workers
 from src.demo.stages import Ledger
 from src.folder_lock import FolderLock
@@ -42,8 +43,11 @@ def _run(cfg: DictConfig, out: Path) -> str:
     saved = OmegaConf.load(config_file)  # the workers plan from this very file
     tasks = study_tasks(saved)
     workers, threads = workers_and_threads(cfg.workers)
+    preload = preload_library(cfg.worker_allocator)
     began = time.perf_counter()
-    run_workers("src.study.plan", config_file, list(tasks.values()), workers=workers, threads=threads)
+    run_workers(
+        "src.study.plan", config_file, list(tasks.values()), workers=workers, threads=threads, preload=preload
+    )
     wall = time.perf_counter() - began
     log.info("study stages finished in %.1f min (this invocation)", wall / 60)
 
@@ -55,6 +59,7 @@ def _run(cfg: DictConfig, out: Path) -> str:
         "wall_seconds": wall,
         "workers": workers,
         "threads": threads,
+        "allocator": preload or "system",
     }
     arms = {regime: list(settings.arms) for regime, settings in saved.regimes.items()}
     text = report.study_markdown(

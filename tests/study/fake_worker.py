@@ -1,7 +1,8 @@
 """A stand-in worker for tests of :func:`src.demo.arms.run_workers`: ``python -m tests.study.fake_worker SPEC NAME``.
 
 SPEC is JSON ``{name: {"marker": path, "needs": [paths], "seconds": s}}``; the worker fails (exit 3) when a
-marker it needs is missing, else records its start and end in ``<marker>.times`` and writes its marker.
+marker it needs is missing, else records its start and end in ``<marker>.times``, the shared libraries mapped into it
+(``/proc/self/maps``, Linux) in ``<marker>.libs``, and writes its marker.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def main() -> None:
     time.sleep(task["seconds"])
     marker = Path(task["marker"])
     marker.with_suffix(".times").write_text(json.dumps([began, time.time()]))
+    maps = Path("/proc/self/maps")
+    libraries = (
+        {line.split()[-1] for line in maps.read_text().splitlines() if ".so" in line} if maps.exists() else set()
+    )
+    marker.with_suffix(".libs").write_text(json.dumps(sorted(libraries)))
     marker.write_text("done")
 
 
