@@ -54,11 +54,13 @@ def train_stage(name: str, run_dir: Path, overrides: list[str]) -> Stage:
     """A ``python -m src.train`` run into ``run_dir``; resumes from its last checkpoint when one exists."""
 
     def run() -> None:
+        from src.stages.run_folder import resumable_checkpoint
         from src.stages.runner import run_stage
 
-        resume = ["ckpt_path=last"] if (run_dir / "checkpoints" / "last.ckpt").exists() else []
+        checkpoint = resumable_checkpoint(run_dir)
+        resume = ["ckpt_path=last"] if checkpoint is not None else []
         if resume:
-            log.info("%s: resuming from %s", name, run_dir / "checkpoints" / "last.ckpt")
+            log.info("%s: resuming from %s", name, checkpoint)
         cfg = compose_config(
             "train", [*overrides, f"run_dir={run_dir}", f"export_dir={run_dir / 'export'}", *resume]
         )

@@ -5,7 +5,9 @@ history (``logs/metrics.csv``, ``completions.jsonl``) that survives a resume who
   process; DDP/FSDP children do not take it). A second run into the folder fails at once naming the holder
   (pid, host, command, start); a killed holder's lock is taken over.
 - **Identity**: a fresh run writes ``run.json`` (stage, seed, command, start). ``ckpt_path=last`` resumes
-  ``checkpoints/last.ckpt`` of that run only: the stage and seed of the command must be the folder's. A fresh
+  ``checkpoints/last.ckpt`` of that run only: the stage and seed of the command must be the folder's. Lightning
+  writes a step's ``step=N.ckpt`` and then its ``last.ckpt``; a run killed between the two (or while writing the
+  first ``last.ckpt``) resumes from the newest ``step=N.ckpt`` instead (:func:`resumable_checkpoint`). A fresh
   run (no ``ckpt_path``) into a folder that already holds checkpoints is refused, so no two runs' checkpoints
   ever sit side by side (Lightning would name the second ``last-v1.ckpt`` and ``ckpt_path=last`` could pick
   either).
@@ -19,6 +21,7 @@ import csv
 import json
 import logging
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,15 +79,38 @@ def open_run_folder(cfg: DictConfig) -> tuple[FolderLock | None, str | None]:
         raise
 
 
+def resumable_checkpoint(run_dir: str | Path) -> Path | None:
+    """What ``ckpt_path=last`` resumes in ``run_dir``: ``checkpoints/last.ckpt``, else (a run killed after
+    writing a step's checkpoint but before its ``last.ckpt``) the ``step=N.ckpt`` with the largest N, else None.
+
+    A checkpoint file exists only once complete (:mod:`src.stages.checkpoint_io` renames it into place), so
+    either one resumes the run exactly.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    if (folder / "last.ckpt").exists():
+        return folder / "last.ckpt"
+    steps = [
+        (int(m.group(1)), f)
+        for f in folder.glob("step=*.ckpt")
+        if (m := re.fullmatch(r"step=(\d+)\.ckpt", f.name))
+    ]
+    return max(steps)[1] if steps else None
+
+
 def _resolve_checkpoint(cfg: DictConfig, run_dir: Path, *, write: bool) -> str | None:
     wanted = identity(cfg)
     recorded_file = run_dir / RUN_FILE
     recorded = json.loads(recorded_file.read_text()) if recorded_file.exists() else None
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").exists() else []
     if cfg.ckpt_path == "last":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if not last.exists():
-            raise RunFolderError(f"ckpt_path=last: {printable(last)} does not exist (nothing to resume)")
+        last = resumable_checkpoint(run_dir)
+        if last is None:
+            raise RunFolderError(
+                f"ckpt_path=last: {printable(run_dir / 'checkpoints' / 'last.ckpt')} does not exist, nor does a "
+                "step=N.ckpt beside it (nothing to resume)"
+            )
+        if last.name != "last.ckpt":
+            log.warning("ckpt_path=last: no last.ckpt (the run was killed while checkpointing); resuming %s", last)
         if recorded is not None and {k: recorded.get(k) for k in wanted} != wanted:
             raise RunFolderError(
                 f"ckpt_path=last: {printable(run_dir)} holds the run with stage={recorded.get('stage')} "

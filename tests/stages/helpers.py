@@ -32,6 +32,23 @@ class KillDuringCheckpointWrite(L.Callback):
             atomic.save_tensors = _then_die(atomic.save_tensors)  # the checkpoint callback runs after this one
 
 
+class KillBeforeLastCheckpoint(L.Callback):
+    """SIGKILL this process after step ``step``'s ``step=N.ckpt`` is committed and before its ``last.ckpt`` is
+    written (Lightning's checkpoint callback writes the two one after the other; at the first checkpoint this
+    leaves no ``last.ckpt`` at all)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:  # the checkpoint callback runs after this one
+
+            def die(*args: object, **kwargs: object) -> None:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            trainer.checkpoint_callback._save_last_checkpoint = die
+
+
 class KillDuringExport(L.Callback):
     """SIGKILL this process while the final export is written (its weights are on disk, the folder is not)."""
 

@@ -23,8 +23,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from src.demo.stages import train_stage
 from src.folder_lock import FolderLock, FolderLockError
-from src.stages.run_folder import RunFolderError, open_run_folder, trim_history
+from src.stages.run_folder import RunFolderError, open_run_folder, resumable_checkpoint, trim_history
 from src.stages.runner import run_stage
 from tests.helpers import compose_train, corpus_overrides
 from tests.stages.conftest import train
@@ -122,9 +123,13 @@ def grpo_straight(runs: Path, grpo_common: list[str], tiny_export: Path) -> Path
     return straight
 
 
-def _kill_then_resume(runs: Path, common: list[str], name: str, *kill: str) -> None:
+def _killed(runs: Path, common: list[str], name: str, *kill: str) -> None:
     killed = train(runs, *common, f"run_name={name}", *kill, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+
+
+def _kill_then_resume(runs: Path, common: list[str], name: str, *kill: str) -> None:
+    _killed(runs, common, name, *kill)
     assert train_here(runs, *common, f"run_name={name}", "ckpt_path=last") == runs / name / "export"
 
 
@@ -156,6 +161,38 @@ def test_sft_killed_while_writing_a_checkpoint_resumes_to_the_same_run(runs, sft
     assert_same_run(sft_straight, runs / "sft_killed_in_checkpoint")
 
 
+def test_what_ckpt_path_last_resumes(tmp_path):
+    folder = tmp_path / "checkpoints"
+    assert resumable_checkpoint(tmp_path) is None
+    folder.mkdir()
+    for name in ("step=2.ckpt", "step=10.ckpt", "step=12.ckpt.tmp", "other.ckpt"):
+        (folder / name).write_text("{}")
+    assert resumable_checkpoint(tmp_path) == folder / "step=10.ckpt"  # by step number, not by name
+    (folder / "last.ckpt").write_text("{}")
+    assert resumable_checkpoint(tmp_path) == folder / "last.ckpt"
+
+
+@pytest.mark.slow
+def test_sft_killed_between_its_step_and_last_checkpoints_resumes_to_the_same_run(runs, sft_common, sft_straight):
+    """The demo's and the study's stages resume such a folder too (a fresh start into it is refused)."""
+    name = "sft_killed_before_last"
+    _killed(
+        runs,
+        sft_common,
+        name,
+        "+callbacks.kill._target_=tests.stages.helpers.KillBeforeLastCheckpoint",
+        "+callbacks.kill.step=2",
+    )
+    checkpoints = sorted(p.name for p in (runs / name / "checkpoints").glob("*.ckpt"))
+    assert checkpoints == ["step=2.ckpt"]  # the first checkpoint, and no last.ckpt
+    with pytest.raises(RunFolderError, match="already holds checkpoints"):
+        open_run_folder(compose_train(f"runs_dir={runs}", *sft_common, f"run_name={name}"))
+    stage = train_stage("sft", runs / name, [*sft_common, f"runs_dir={runs}"])
+    stage.run()  # what a rerun of the demo or the study does with the folder
+    assert stage.done
+    assert_same_run(sft_straight, runs / name)
+
+
 @pytest.mark.slow
 def test_grpo_killed_at_a_random_step_resumes_to_the_same_run(runs, grpo_common, grpo_straight):
     step = random.randint(3, 4)  # after the checkpoint of step 2; 4 is the last step, before its checkpoint
@@ -173,14 +210,7 @@ def test_grpo_killed_at_a_random_step_resumes_to_the_same_run(runs, grpo_common,
 @pytest.mark.slow
 def test_grpo_killed_during_export_exports_on_resume(runs, grpo_common, grpo_straight):
     name = "grpo_killed_in_export"
-    killed = train(
-        runs,
-        *grpo_common,
-        f"run_name={name}",
-        "+callbacks.kill._target_=tests.stages.helpers.KillDuringExport",
-        check=False,
-    )
-    assert killed.returncode == -signal.SIGKILL
+    _killed(runs, grpo_common, name, "+callbacks.kill._target_=tests.stages.helpers.KillDuringExport")
     assert (runs / name / "checkpoints/last.ckpt").exists() and not (runs / name / "export").exists()
     # run_stage returns (and src.train prints) the export only after checking this run's final step wrote it
     assert train_here(runs, *grpo_common, f"run_name={name}", "ckpt_path=last") == runs / name / "export"
